@@ -1,0 +1,1 @@
+"""Pipelines: orchestration of condition -> sample -> decode -> asset, as numbered steps."""

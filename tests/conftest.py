@@ -1,0 +1,31 @@
+"""Shared fixtures of the test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _testdata_dir() -> Path:
+    # The test pictures live beside the checkout; CI clones the repo next to them.
+    override = os.environ.get("GENESIS_TESTDATA")
+    return Path(override) if override else REPO_ROOT.parent / "shared" / "testdata" / "images"
+
+
+@pytest.fixture(scope="session")
+def testdata_images() -> Path:
+    """Folder of the shared test pictures; fails loudly where it is missing."""
+    folder = _testdata_dir()
+    if not folder.is_dir():
+        pytest.fail(f"test pictures not found in {folder}; set GENESIS_TESTDATA to their folder")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    """Folder of the example pictures bundled with the repository."""
+    return REPO_ROOT / "examples"
