@@ -140,3 +140,65 @@ def image_to_world(
     world[:, 1] = (height / 2.0 - points[:, 1]) * scale
     world[:, 2] = points[:, 2] * scale
     return world.astype(np.float32)
+
+
+def matrices_to_quaternions(matrices: np.ndarray) -> np.ndarray:
+    """Convert many rotation matrices to unit quaternions at once.
+
+    Args:
+        matrices: (n, 3, 3) proper rotation matrices.
+
+    Returns:
+        (n, 4) float64 unit quaternions (w, x, y, z) with w >= 0.
+    """
+    m = np.asarray(matrices, np.float64)
+    m00, m11, m22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
+    # Four candidate formulas; each row uses the one with the largest, best-conditioned pivot.
+    candidates = np.stack(
+        [
+            np.stack(
+                [
+                    1 + m00 + m11 + m22,
+                    m[:, 2, 1] - m[:, 1, 2],
+                    m[:, 0, 2] - m[:, 2, 0],
+                    m[:, 1, 0] - m[:, 0, 1],
+                ],
+                axis=1,
+            ),
+            np.stack(
+                [
+                    m[:, 2, 1] - m[:, 1, 2],
+                    1 + m00 - m11 - m22,
+                    m[:, 0, 1] + m[:, 1, 0],
+                    m[:, 0, 2] + m[:, 2, 0],
+                ],
+                axis=1,
+            ),
+            np.stack(
+                [
+                    m[:, 0, 2] - m[:, 2, 0],
+                    m[:, 0, 1] + m[:, 1, 0],
+                    1 - m00 + m11 - m22,
+                    m[:, 1, 2] + m[:, 2, 1],
+                ],
+                axis=1,
+            ),
+            np.stack(
+                [
+                    m[:, 1, 0] - m[:, 0, 1],
+                    m[:, 0, 2] + m[:, 2, 0],
+                    m[:, 1, 2] + m[:, 2, 1],
+                    1 - m00 - m11 + m22,
+                ],
+                axis=1,
+            ),
+        ],
+        axis=1,
+    )
+    pivots = np.stack(
+        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], axis=1
+    )
+    best = np.argmax(pivots, axis=1)
+    q = candidates[np.arange(len(m)), best]
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return q * np.where(q[:, :1] < 0, -1.0, 1.0)
