@@ -29,3 +29,11 @@ def testdata_images() -> Path:
 def examples_dir() -> Path:
     """Folder of the example pictures bundled with the repository."""
     return REPO_ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def gltf_validator():
+    """``validate(path) -> report``: fails the test when the Khronos validator finds an error."""
+    from tests.support.gltf import validate_glb
+
+    return validate_glb

@@ -1,0 +1,205 @@
+"""The verbs of Genesis: load_pipeline, generate, export, load, inspect.
+
+These are what the CLI and the server call; they are also the Python API, re-exported
+lazily by :mod:`genesis3d`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from genesis3d.assets import MeshAsset, SplatAsset
+from genesis3d.errors import ConfigError
+from genesis3d.pipelines.base import Generation, OutputKind, Pipeline
+from genesis3d.progress import ProgressCallback
+from genesis3d.registry import default_family_name, get_family, pipeline_class, resolve_weights
+
+logger = logging.getLogger(__name__)
+
+Offload = Literal["none", "model"]
+OFFLOAD_POLICIES: tuple[str, ...] = ("none", "model")
+
+
+def load_pipeline(
+    name: str | None = None,
+    *,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+    offload: Offload = "none",
+) -> Pipeline:
+    """Build a family's pipeline once, with its policies, for many calls.
+
+    Args:
+        name: registry name ("inflate", "triposplat", ...); None picks the first family
+            whose weights are present, else the built-in ``inflate``.
+        weights: folder of the weights in the official layout; None uses the Hugging
+            Face cache.
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        dtype: "auto"/None, "float32", "float16" or "bfloat16" (families may keep some
+            components in another precision where their spec says so).
+        offload: "none" keeps every component on the device; "model" moves each one
+            there only for its stage.
+
+    Returns:
+        The pipeline, ready to be called on pictures.
+
+    Raises:
+        UnknownModelError, WeightsError, ConfigError.
+    """
+    if offload not in OFFLOAD_POLICIES:
+        raise ConfigError(f"offload must be one of {', '.join(OFFLOAD_POLICIES)}, got {offload!r}")
+    family = get_family(name if name is not None else default_family_name(weights))
+    if device != "auto":
+        from genesis3d.devices import resolve_device
+
+        resolve_device(device)  # refuse a device this machine lacks before any work
+    folder = resolve_weights(family, weights)
+    cls = pipeline_class(family)
+    if family.needs_weights:
+        return cls.from_pretrained(folder, device=device, dtype=dtype, offload=offload)
+    return cls(device=device, dtype=dtype)
+
+
+def run(
+    image: Any,
+    *,
+    model: str | None = None,
+    seed: int = 0,
+    outputs: tuple[OutputKind, ...] | None = None,
+    background: str | None = None,
+    progress: ProgressCallback | None = None,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+    pipeline: Pipeline | None = None,
+    **params: Any,
+) -> Generation:
+    """Like :func:`generate`, but return every requested asset and the timings.
+
+    Args:
+        pipeline: an already loaded pipeline to reuse; ``model``, ``weights``, ``device``
+            and ``dtype`` are then ignored.
+        Other arguments as in :func:`generate`.
+    """
+    if pipeline is None:
+        pipeline = load_pipeline(model, weights=weights, device=device, dtype=dtype)
+    return pipeline(
+        image, seed=seed, outputs=outputs, background=background, progress=progress, **params
+    )
+
+
+def generate(
+    image: Any,
+    *,
+    model: str | None = None,
+    seed: int = 0,
+    output: OutputKind | None = None,
+    background: str | None = None,
+    progress: ProgressCallback | None = None,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+    **params: Any,
+) -> MeshAsset | SplatAsset:
+    """Turn one picture into a 3D asset.
+
+    For many pictures, build the pipeline once with :func:`load_pipeline` and call it,
+    or pass it to :func:`run`.
+
+    Args:
+        image: a path, bytes, PIL image or (H, W, 3|4) uint8 array.
+        model: registry name; None picks the first available family (see ``genesis3d models``).
+        seed: seed of every random draw; the same seed gives the same asset on the same device.
+        output: "mesh" or "splats"; None gives the family's primary kind.
+        background: background removal backend ("alpha", "auto", "rembg"); None uses the
+            picture's alpha matte when it has one, else "auto".
+        progress: callback receiving :class:`genesis3d.progress.ProgressEvent`.
+        weights, device, dtype: as in :func:`load_pipeline`.
+        **params: family-specific parameters.
+
+    Returns:
+        A :class:`MeshAsset` or :class:`SplatAsset` in the world frame (Y up, metres).
+    """
+    outputs = (output,) if output is not None else None
+    result = run(
+        image,
+        model=model,
+        seed=seed,
+        outputs=outputs,
+        background=background,
+        progress=progress,
+        weights=weights,
+        device=device,
+        dtype=dtype,
+        **params,
+    )
+    if output is not None:
+        return result.asset(output)
+    return result.mesh if result.mesh is not None else result.asset("splats")
+
+
+def export(
+    asset: MeshAsset | SplatAsset,
+    path: str | Path,
+    format: str | None = None,
+    *,
+    size: float | None = None,
+    pivot: str = "keep",
+    **options: Any,
+) -> Path:
+    """Write an asset to a file, atomically (no partial file is ever left behind).
+
+    Args:
+        asset: the mesh or splats.
+        path: destination; its extension picks the format unless ``format`` is given.
+        format: "glb", "ply", "splat" or "spz".
+        size: length of the longest side in metres; None keeps the asset's size.
+        pivot: "center", "bottom" (bottom-centre, for props standing on the ground) or "keep".
+        **options: format-specific options (see :mod:`genesis3d.io`).
+
+    Returns:
+        The path written.
+    """
+    from genesis3d import io
+    from genesis3d.geometry.placement import place
+
+    if size is not None or pivot != "keep":
+        asset = place(asset, size=size, pivot=pivot)  # type: ignore[arg-type]
+    return io.save(asset, path, format=format, **options)
+
+
+def load(path: str | Path, format: str | None = None) -> MeshAsset | SplatAsset:
+    """Read a mesh or splats file written by Genesis or another tool (format by content)."""
+    from genesis3d import io
+
+    return io.load(path, format=format)
+
+
+def inspect(source: str | Path | MeshAsset | SplatAsset) -> dict[str, Any]:
+    """Health and statistics of a mesh or splats, as a JSON-serialisable dict.
+
+    For a mesh: counts, bounds, watertight, manifold, degenerate and sliver faces,
+    components, UV coverage, texture sizes. For splats: count, bounds, scale and opacity
+    statistics.
+    """
+    from genesis3d.geometry.measure import mesh_health, splat_stats
+
+    asset = load(source) if isinstance(source, str | Path) else source
+    if isinstance(asset, SplatAsset):
+        return {"kind": "splats", **splat_stats(asset)}
+    report = {"kind": "mesh", **mesh_health(asset.positions, asset.faces, uvs=asset.uvs).to_dict()}
+    material = asset.material
+    report["textures"] = {
+        name: [int(texture.shape[1]), int(texture.shape[0])]
+        for name, texture in (
+            ("base_color", material.base_color_texture),
+            ("metallic_roughness", material.metallic_roughness_texture),
+            ("normal", material.normal_texture),
+        )
+        if texture is not None
+    }
+    report["alpha_mode"] = material.alpha_mode
+    return report

@@ -1,0 +1,1 @@
+"""The ``genesis3d`` command line: thin, parse -> settings -> api."""

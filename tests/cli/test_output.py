@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from genesis3d.cli.output import kind_for_format, parse_formats, parse_params, plan_outputs
+from genesis3d.errors import ConfigError
+from genesis3d.registry import FAMILIES
+
+INFLATE, TRIPOSPLAT, TRIPOSG = FAMILIES["inflate"], FAMILIES["triposplat"], FAMILIES["triposg"]
+
+
+def test_formats_repeated_and_comma_separated():
+    assert parse_formats(["glb,ply", ".spz", "GLB"]) == ["glb", "ply", "spz"]
+    assert parse_formats(None) == []
+    with pytest.raises(ConfigError, match="got 'obj'"):
+        parse_formats(["obj"])
+
+
+def test_params_are_literals_or_text():
+    assert parse_params(["resolution=192", "thickness=0.3", "name=chair", "texture-size=512"]) == {
+        "resolution": 192,
+        "thickness": 0.3,
+        "name": "chair",
+        "texture_size": 512,
+    }
+    with pytest.raises(ConfigError):
+        parse_params(["=3"])
+
+
+def test_ply_means_splats_when_the_model_makes_them():
+    assert kind_for_format("ply", INFLATE) == "splats"
+    assert kind_for_format("ply", TRIPOSG) == "mesh"
+    assert kind_for_format("glb", INFLATE) == "mesh"
+    with pytest.raises(ConfigError, match="triposplat makes splats"):
+        kind_for_format("glb", TRIPOSPLAT)
+    with pytest.raises(ConfigError, match="choose --format glb|ply"):
+        kind_for_format("spz", TRIPOSG)
+
+
+def test_default_folder_and_unique_names():
+    plans = plan_outputs(
+        [Path("a/chair.png"), Path("b/chair.png"), Path("lamp.jpg")], None, [], INFLATE
+    )
+    assert [str(plan.targets[0][2]) for plan in plans] == [
+        "outputs/chair.glb",
+        "outputs/chair-2.glb",
+        "outputs/lamp.glb",
+    ]
+
+
+def test_single_file_name_gives_format_and_stem():
+    (plan,) = plan_outputs([Path("chair.png")], Path("out/prop.ply"), [], INFLATE)
+    assert plan.targets == (("ply", "splats", Path("out/prop.ply")),)
+    (plan,) = plan_outputs([Path("chair.png")], Path("out/prop.glb"), ["glb", "spz"], INFLATE)
+    assert [str(t[2]) for t in plan.targets] == ["out/prop.glb", "out/prop.spz"]
+    with pytest.raises(ConfigError, match="make them agree"):
+        plan_outputs([Path("chair.png")], Path("prop.glb"), ["ply"], INFLATE)
+    with pytest.raises(ConfigError, match="unknown extension"):
+        plan_outputs([Path("chair.png")], Path("prop.obj"), [], INFLATE)

@@ -1,0 +1,67 @@
+"""Run the Khronos glTF validator (npm ``gltf-validator``) on GLB files written by the tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VALIDATOR_VERSION = "2.0.0-dev.3.10"
+INSTALL_DIR = REPO / ".cache" / "gltf-validator"
+SCRIPT = Path(__file__).with_name("validate_gltf.mjs")
+
+
+def _node_modules() -> Path:
+    package = INSTALL_DIR / "node_modules" / "gltf-validator"
+    if (package / "package.json").is_file():
+        return INSTALL_DIR / "node_modules"
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise AssertionError(
+            "the glTF validator needs Node.js: install node and npm (e.g. `apt-get install nodejs npm`)"
+        )
+    INSTALL_DIR.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            npm,
+            "install",
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(INSTALL_DIR),
+            f"gltf-validator@{VALIDATOR_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"npm could not install gltf-validator@{VALIDATOR_VERSION}:\n{result.stderr}"
+        )
+    return INSTALL_DIR / "node_modules"
+
+
+def validate_glb(path: str | Path) -> dict:
+    """Validate a GLB; return the report, or fail listing every error."""
+    modules = _node_modules()
+    result = subprocess.run(
+        ["node", str(SCRIPT), str(modules), str(path)], capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"the glTF validator crashed on {path}:\n{result.stderr}")
+    report = json.loads(result.stdout)
+    issues = report["issues"]
+    if issues["numErrors"]:
+        errors = [
+            f"{m['code']}: {m['message']} ({m.get('pointer', '')})"
+            for m in issues["messages"]
+            if m["severity"] == 0
+        ]
+        raise AssertionError(
+            f"{path} has {issues['numErrors']} glTF error(s):\n" + "\n".join(errors)
+        )
+    return report
