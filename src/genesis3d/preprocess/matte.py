@@ -133,7 +133,8 @@ def flat_backdrop_matte(rgb: np.ndarray, *, source: str = "<picture>") -> np.nda
     # Enclosed flat regions are holes (a ring, a handle) when they are large and as flat as the backdrop.
     min_hole = max(64, int(0.0005 * height * width))
     sizes = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, count + 1))
-    spread = ndimage.standard_deviation(distance, labels, index=np.arange(1, count + 1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # scipy also divides for the empty label 0
+        spread = ndimage.standard_deviation(distance, labels, index=np.arange(1, count + 1))
     for index in np.flatnonzero((sizes >= min_hole) & (spread <= max(noise, 2.0))) + 1:
         if index not in edge_labels:
             background |= labels == index
