@@ -122,7 +122,9 @@ def image_to_world(
     """Map the ``inflate`` generator's pixel frame to the world frame.
 
     The picture's longest side becomes ``extent`` metres, centred on the origin; columns
-    run along +X, rows (downwards) along -Y, and depth towards the viewer along +Z.
+    run along +X, rows (downwards) along -Y, and depth towards the viewer along +Z. The
+    pixel frame is left-handed, so this map is a mirror: reverse the winding of faces
+    that were outward in pixel coordinates.
 
     Args:
         points: (n, 3) float positions in pixels: (column, row, depth towards viewer).

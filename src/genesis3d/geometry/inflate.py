@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genesis3d.errors import InputError
+from genesis3d.geometry.mesh_ops import orient_outward
 
 
 @dataclass(frozen=True)
@@ -106,39 +107,32 @@ def extract_solid(front: np.ndarray, back_scale: float) -> tuple[np.ndarray, np.
         back_scale: depth of the back relative to the front, in (0, 1].
 
     Returns:
-        (vertices (n, 3) float64 as (column, row, depth) in cells, faces (m, 3) int64),
-        outward-facing (counter-clockwise seen from outside).
+        (vertices (n, 3) float64 as (column, row, depth) in cells, faces (m, 3) int64) with
+        positive signed volume in these coordinates. The pixel frame is left-handed, so
+        after :func:`genesis3d.geometry.frames.image_to_world` the winding must be reversed.
     """
     from skimage.measure import marching_cubes
 
     pad = 2
-    heights = np.pad(front, pad, constant_values=-float(pad))
+    heights = np.pad(front.astype(np.float32), pad, constant_values=-float(pad))
     top = float(front.max()) + pad
     depths = np.arange(-back_scale * top, top + 1.0, 1.0, dtype=np.float32)
-    positive = heights > 0
-    back = np.where(positive, back_scale * heights, heights)
-    field = np.minimum(heights[None] - depths[:, None, None], back[None] + depths[:, None, None])
+    back = np.where(heights > 0, np.float32(back_scale) * heights, heights)
+    # Filled one depth slice at a time, so the peak memory is one volume, not three.
+    field = np.empty((len(depths), *heights.shape), np.float32)
+    for index, depth in enumerate(depths):
+        np.minimum(heights - depth, back + depth, out=field[index])
     field[[0, -1]] = -1.0  # close the volume at both depth ends
     # A field value (near) zero on a grid point puts several vertices on that point and makes
     # zero-area triangles; keeping |field| >= 2% of a cell moves the surface by at most that much.
     near_zero = np.abs(field) < 0.02
-    field[near_zero] = np.where(field[near_zero] < 0, -0.02, 0.02)
+    field[near_zero] = np.where(field[near_zero] < 0, np.float32(-0.02), np.float32(0.02))
     vertices, faces, _, _ = marching_cubes(field, level=0.0, allow_degenerate=False)
     # volume axes are (depth, row, column); reorder to (column, row, depth)
     points = np.stack(
         [vertices[:, 2] - pad, vertices[:, 1] - pad, depths[0] + vertices[:, 0]], axis=1
     )
-    faces = faces.astype(np.int64)
-    if _signed_volume(points, faces) < 0:
-        faces = faces[:, ::-1]
-    return points, np.ascontiguousarray(faces)
-
-
-def _signed_volume(points: np.ndarray, faces: np.ndarray) -> float:
-    corners = points[faces]
-    return float(
-        np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum() / 6.0
-    )
+    return points, np.ascontiguousarray(orient_outward(points, faces.astype(np.int64)))
 
 
 def bleed_colors(rgba: np.ndarray, threshold: int = 128) -> np.ndarray:

@@ -59,17 +59,30 @@ def vertex_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def weld_exact(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge vertices with bit-identical positions (as UV seams split them).
+    """Merge vertices with equal positions (as UV seams split them).
 
     Args:
         positions: (n, 3) float.
         faces: (m, 3) int.
 
     Returns:
-        (welded positions (k, 3), faces (m, 3) int64 into them).
+        (welded positions (k, 3) in order of first sorted occurrence, faces (m, 3) int64
+        into them).
     """
-    unique, inverse = np.unique(np.ascontiguousarray(positions), axis=0, return_inverse=True)
-    return unique, inverse.reshape(-1)[faces].astype(np.int64)
+    positions = np.asarray(positions)
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    if len(positions) == 0:
+        return positions.reshape(0, 3), faces
+    # A lexicographic sort of the three columns is several times faster than
+    # np.unique(axis=0), which compares rows as opaque byte strings.
+    order = np.lexsort(positions.T[::-1])
+    ordered = positions[order]
+    starts = np.ones(len(order), bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    group = np.cumsum(starts) - 1
+    inverse = np.empty(len(order), np.int64)
+    inverse[order] = group
+    return ordered[starts], inverse[faces]
 
 
 def split_by_face_group(
@@ -91,3 +104,67 @@ def split_by_face_group(
         (unique % 8).astype(np.int64),
         inverse.reshape(-1, 3).astype(np.int32),
     )
+
+
+def vertex_tangents(
+    positions: np.ndarray, faces: np.ndarray, normals: np.ndarray, uvs: np.ndarray
+) -> np.ndarray:
+    """Per-vertex tangents for normal mapping, as glTF's TANGENT attribute wants them.
+
+    The tangent follows increasing u on the surface, is made orthogonal to the normal, and
+    its w component (+1 or -1) gives the handedness of the bitangent (cross(n, t) * w points
+    along increasing v in glTF's top-left UV convention).
+
+    Args:
+        positions: (n, 3) float.
+        faces: (m, 3) int.
+        normals: (n, 3) float unit normals.
+        uvs: (n, 2) float.
+
+    Returns:
+        (n, 4) float32: unit xyz tangent and w in {-1, +1}.
+    """
+    p = positions[faces].astype(np.float64)
+    t = uvs[faces].astype(np.float64)
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    d1, d2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    inverse = np.where(np.abs(det) > 1e-20, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
+    face_tangent = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inverse
+    face_bitangent = (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inverse
+    tangent = np.zeros((len(positions), 3))
+    bitangent = np.zeros((len(positions), 3))
+    for corner in range(3):
+        np.add.at(tangent, faces[:, corner], face_tangent)
+        np.add.at(bitangent, faces[:, corner], face_bitangent)
+    normals = np.asarray(normals, np.float64)
+    tangent -= normals * (tangent * normals).sum(axis=1, keepdims=True)
+    # Where UVs give no direction, any unit vector orthogonal to the normal will do.
+    helper = np.where(np.abs(normals[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    fallback = np.cross(normals, helper)
+    weak = np.linalg.norm(tangent, axis=1) < 1e-12
+    tangent[weak] = fallback[weak]
+    unit = unit_vectors(tangent, fallback=(1.0, 0.0, 0.0))
+    handedness = np.where((np.cross(normals, unit) * bitangent).sum(axis=1) < 0.0, -1.0, 1.0)
+    return np.concatenate([unit, handedness[:, None].astype(np.float32)], axis=1)
+
+
+def signed_volume(positions: np.ndarray, faces: np.ndarray) -> float:
+    """Signed volume enclosed by a closed mesh; positive when its faces wind outward."""
+    corners = positions[faces].astype(np.float64)
+    return float(
+        np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum() / 6.0
+    )
+
+
+def orient_outward(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Faces of a closed, consistently wound mesh, reversed if needed so they face outward.
+
+    Args:
+        positions: (n, 3) float.
+        faces: (m, 3) int, consistently wound.
+
+    Returns:
+        (m, 3) faces with positive signed volume.
+    """
+    return np.ascontiguousarray(faces[:, ::-1]) if signed_volume(positions, faces) < 0 else faces

@@ -20,9 +20,9 @@ import numpy as np
 from genesis3d.assets import MeshAsset, PBRMaterial, SplatAsset
 from genesis3d.errors import ConfigError
 from genesis3d.geometry import frames, inflate
-from genesis3d.geometry.mesh_ops import split_by_face_group, vertex_normals
+from genesis3d.geometry.mesh_ops import orient_outward, split_by_face_group, vertex_normals
 from genesis3d.geometry.placement import placement_transform
-from genesis3d.geometry.sampling import sample_surface_splats
+from genesis3d.geometry.sampling import sample_splats
 from genesis3d.pipelines.base import Generation, OutputKind, Pipeline
 from genesis3d.preprocess import load_image
 from genesis3d.preprocess.framing import prepare_silhouette
@@ -166,8 +166,10 @@ class InflatePipeline(Pipeline):
             np.stack([world.min(axis=0), world.max(axis=0)]), size=1.0, pivot="center"
         )
         world = (world * scale + offset).astype(np.float32)
+        faces = orient_outward(world, faces)  # the pixel frame is left-handed: the map mirrors
         normals = vertex_normals(world, faces)
-        is_back = (world[faces].mean(axis=1)[:, 2] < 0).astype(np.int64)
+        # Front and back are split at the silhouette's plane, depth 0 in the pixel frame.
+        is_back = (pixels[faces].mean(axis=1)[:, 2] < 0).astype(np.int64)
         source, group, split_faces = split_by_face_group(faces, is_back)
         atlas, layout = inflate.texture_atlas(rgba, settings.texture_size, settings.back_shade)
         uvs = inflate.project_uvs(pixels[source, :2], group == 1, layout)
@@ -185,18 +187,16 @@ class InflatePipeline(Pipeline):
 
     def _splats(self, mesh: MeshAsset, settings: InflateParams, seed: int) -> SplatAsset:
         rng = np.random.default_rng(seed)
-        texture = mesh.material.base_color_texture
-        sampled = sample_surface_splats(
-            mesh.positions, mesh.faces, mesh.uvs, texture, settings.splats, rng
+        fields = sample_splats(
+            mesh.positions,
+            mesh.faces,
+            mesh.normals,
+            mesh.uvs,
+            mesh.material.base_color_texture,
+            settings.splats,
+            rng,
         )
-        return SplatAsset(
-            means=sampled.means,
-            scales=sampled.scales,
-            rotations=sampled.rotations,
-            opacities=sampled.opacities,
-            sh0=SplatAsset.sh0_from_colors(sampled.colors),
-            metadata=self._metadata(settings, seed),
-        )
+        return SplatAsset(**fields, metadata=self._metadata(settings, seed))
 
     @staticmethod
     def _metadata(settings: InflateParams, seed: int) -> dict[str, Any]:
