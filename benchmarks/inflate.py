@@ -135,9 +135,11 @@ def main() -> None:
         print(json.dumps(measure_one(args.child, args.side or None, json.loads(args.params))))
         return
 
-    pictures = sorted(args.images.glob("*.webp")) + sorted(args.images.glob("T.png"))
+    pictures = sorted(
+        p for p in args.images.iterdir() if p.suffix.lower() in (".webp", ".png", ".jpg", ".jpeg")
+    )
     if not pictures:
-        raise SystemExit(f"no RGBA pictures (*.webp, T.png) in {args.images}")
+        raise SystemExit(f"no pictures (*.webp, *.png, *.jpg) in {args.images}")
     params: dict = {"splats": args.splats}
     if args.resolution is not None:
         params["resolution"] = args.resolution
