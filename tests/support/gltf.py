@@ -13,15 +13,25 @@ INSTALL_DIR = REPO / ".cache" / "gltf-validator"
 SCRIPT = Path(__file__).with_name("validate_gltf.mjs")
 
 
+def _require(tool: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        # Never skip: every GLB the tests write must pass the validator.
+        raise AssertionError(
+            f"the Khronos glTF validator needs Node.js, and `{tool}` is not on PATH; install "
+            "Node.js 18 or newer with npm (https://nodejs.org, or `apt-get install nodejs npm`)"
+        )
+    return found
+
+
 def _node_modules() -> Path:
+    """The folder that holds the pinned ``gltf-validator``, installed there on first use."""
     package = INSTALL_DIR / "node_modules" / "gltf-validator"
     if (package / "package.json").is_file():
-        return INSTALL_DIR / "node_modules"
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        raise AssertionError(
-            "the glTF validator needs Node.js: install node and npm (e.g. `apt-get install nodejs npm`)"
-        )
+        installed = json.loads((package / "package.json").read_text())["version"]
+        if installed == VALIDATOR_VERSION:
+            return INSTALL_DIR / "node_modules"
+    npm = _require("npm")
     INSTALL_DIR.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [
@@ -46,10 +56,22 @@ def _node_modules() -> Path:
 
 
 def validate_glb(path: str | Path) -> dict:
-    """Validate a GLB; return the report, or fail listing every error."""
+    """Validate a GLB with the Khronos glTF validator.
+
+    Args:
+        path: the GLB file.
+
+    Returns:
+        The validator's JSON report; ``report["issues"]`` holds ``numErrors``,
+        ``numWarnings``, ``numInfos``, ``numHints`` and the ``messages``.
+
+    Raises:
+        AssertionError: when the file has errors (all listed), or Node.js is missing.
+    """
+    node = _require("node")
     modules = _node_modules()
     result = subprocess.run(
-        ["node", str(SCRIPT), str(modules), str(path)], capture_output=True, text=True, timeout=300
+        [node, str(SCRIPT), str(modules), str(path)], capture_output=True, text=True, timeout=300
     )
     if result.returncode != 0:
         raise AssertionError(f"the glTF validator crashed on {path}:\n{result.stderr}")

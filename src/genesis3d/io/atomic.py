@@ -1,4 +1,9 @@
-"""Atomic file writing: a file appears complete under its name, or not at all."""
+"""Atomic file writing: a file appears complete under its name, or not at all.
+
+Every writer of Genesis goes through :func:`atomic_write` (or :func:`write_output`, which
+also accepts an open binary stream), so a failed or interrupted write never leaves a
+partial file behind and never clobbers the file that was there before.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from genesis3d.errors import InputError
+
+#: A destination: a file name, or a binary stream that is written to and left open.
+Destination = str | os.PathLike | BinaryIO
+
+#: A source: a file name, or the bytes of a file.
+Source = str | os.PathLike | bytes | bytearray | memoryview
 
 
 @contextlib.contextmanager
@@ -35,6 +48,42 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(stream.fileno())
         os.replace(temporary, target)
     except BaseException:
+        # BaseException too: a KeyboardInterrupt must not leave a .part file behind either.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def write_output(data: bytes, destination: Destination) -> None:
+    """Write finished bytes to a file name (atomically) or to an open binary stream.
+
+    Args:
+        data: the complete file content.
+        destination: a path, written through :func:`atomic_write`, or an object with a
+            ``write`` method, written to and left open.
+    """
+    if hasattr(destination, "write"):
+        destination.write(data)  # type: ignore[union-attr]
+        return
+    with atomic_write(destination) as stream:  # type: ignore[arg-type]
+        stream.write(data)
+
+
+def read_source(source: Source) -> tuple[bytes, str]:
+    """The bytes of a file name or a bytes-like object, and a name for messages.
+
+    Args:
+        source: a path, or the bytes of a file.
+
+    Returns:
+        (content, name): the bytes and the path as text, or ``"<bytes>"``.
+
+    Raises:
+        InputError: when the path is not an existing file.
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), "<bytes>"
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"file not found: {path}; check the path")
+    return path.read_bytes(), str(path)

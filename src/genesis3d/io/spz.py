@@ -1,26 +1,36 @@
 """Niantic .spz: gzip-compressed, quantised Gaussian splats, written by our own code from
-the format's public description.
+the format's public description (nianticlabs/spz README, "File Format").
 
-After a 16-byte header (magic ``NGSP`` = 0x5053474e, version, point count, SH degree,
-fractional bits, flags, reserved) come, attribute by attribute: positions as 24-bit signed
-fixed point, alphas (opacity x 255), colours (SH band 0 x 0.15 x 255 + 127.5), scales
-((log scale + 10) x 16), rotations, then SH coefficients (coefficient-major, channel
-fastest, x 128 + 128). Version 3 stores rotations as the smallest three components of
-the (x, y, z, w) quaternion in 10 bits each plus the index of the largest in 2 bits;
-version 2 stores x, y, z with w >= 0. The frame is RUB, the same as the world frame.
+A gzip stream of a 16-byte header (little-endian: magic ``NGSP`` = 0x5053474e, version,
+point count as uint32; SH degree, fractional bits, flags, reserved as uint8) followed by
+the attributes of all points, one attribute after the other:
+
+| attribute | bytes per point | encoding |
+| --- | --- | --- |
+| positions | 9 | x, y, z as 24-bit signed fixed point with ``fractionalBits`` fraction bits |
+| alphas | 1 | opacity x 255 |
+| colours | 3 | SH band 0 x (0.15 x 255) + 127.5 |
+| scales | 3 | (log scale + 10) x 16 |
+| rotations | 4 (v3) / 3 (v2) | v3: index of the largest of (x, y, z, w) in the top 2 bits, then the other three in order, 10 bits each (sign bit, 9-bit magnitude / sqrt(1/2)), the largest made positive; v2: x, y, z x 127.5 + 127.5 with w >= 0 |
+| SH | 3k | coefficient-major, channel fastest, x 128 + 128; band 1 kept to 5 bits, higher bands to 4 bits (zeroed low bits compress better) |
+
+All values are rounded and clipped to 0..255. Flag 0x1 marks antialiased training; flag
+0x2 (vendor extensions, whose stream layout has changed between library releases) is
+refused, as are the uncompressed NGSP containers of version 4. The frame is RUB, the same
+as the world frame, so nothing is turned.
 """
 
 from __future__ import annotations
 
 import gzip
 import struct
-from pathlib import Path
+import zlib
 
 import numpy as np
 
 from genesis3d.assets import SplatAsset
 from genesis3d.errors import ConfigError, FormatError
-from genesis3d.io.atomic import atomic_write
+from genesis3d.io.atomic import Destination, Source, read_source, write_output
 
 MAGIC = 0x5053474E
 HEADER = struct.Struct("<IIIBBBB")
@@ -28,7 +38,8 @@ COLOR_SCALE = 0.15
 FRACTIONAL_BITS = 12
 _SQRT1_2 = float(np.sqrt(0.5))
 _MASK9 = (1 << 9) - 1
-_DEGREE_FOR_REST = {0: 0, 3: 1, 8: 2, 15: 3}
+_FLAG_ANTIALIASED = 0x1
+_FLAG_EXTENSIONS = 0x2
 _REST_FOR_DEGREE = {0: 0, 1: 3, 2: 8, 3: 15, 4: 24}
 
 
@@ -89,7 +100,8 @@ def encode(
     limit = 1 << 23
     if n and (fixed.min() < -limit or fixed.max() >= limit):
         raise ConfigError(
-            f"spz holds positions within +-{limit / (1 << FRACTIONAL_BITS):.0f} m; scale the splats down first (--size)"
+            f"spz holds positions within +-{limit / (1 << FRACTIONAL_BITS):.0f} m, got up to "
+            f"{np.abs(splats.means).max():.0f} m; scale the splats down first"
         )
     positions = (fixed.astype("<i4").view(np.uint8).reshape(n, 3, 4)[:, :, :3]).reshape(-1)
     alphas = _u8(splats.opacities * 255.0)
@@ -106,11 +118,11 @@ def encode(
     sh = np.zeros(0, np.uint8)
     if degree:
         values = np.round(splats.sh_rest.astype(np.float64) * 128.0) + 128.0
-        bucket = np.where(np.arange(splats.sh_rest.shape[1]) < 3, 8, 16)[
-            None, :, None
-        ]  # 5 bits band 1, 4 bits others
+        # Keep 5 bits of band 1 and 4 bits of higher bands, as the reference encoder does.
+        bucket = np.where(np.arange(splats.sh_rest.shape[1]) < 3, 8, 16)[None, :, None]
         sh = np.clip((values + bucket // 2) // bucket * bucket, 0, 255).astype(np.uint8).reshape(-1)
-    header = HEADER.pack(MAGIC, version, n, degree, FRACTIONAL_BITS, 1 if antialiased else 0, 0)
+    flags = _FLAG_ANTIALIASED if antialiased else 0
+    header = HEADER.pack(MAGIC, version, n, degree, FRACTIONAL_BITS, flags, 0)
     body = b"".join(
         [
             header,
@@ -125,11 +137,28 @@ def encode(
     return gzip.compress(body, compresslevel=compression_level, mtime=0)
 
 
-def write(splats: SplatAsset, path: str | Path, **options) -> None:
-    """Write ``splats`` as an .spz file, atomically (options as in :func:`encode`)."""
-    data = encode(splats, **options)
-    with atomic_write(path) as stream:
-        stream.write(data)
+def write_spz(
+    splats: SplatAsset,
+    destination: Destination,
+    *,
+    version: int = 3,
+    compression_level: int = 6,
+    antialiased: bool = False,
+) -> None:
+    """Write ``splats`` as an .spz file, atomically or to a binary stream.
+
+    Args:
+        splats: the splats; metadata is not stored.
+        destination: a path or a binary stream.
+        version, compression_level, antialiased: as in :func:`encode`.
+
+    Raises:
+        ConfigError: see :func:`encode`.
+    """
+    data = encode(
+        splats, version=version, compression_level=compression_level, antialiased=antialiased
+    )
+    write_output(data, destination)
 
 
 def decode(data: bytes, source: str = "<bytes>") -> SplatAsset:
@@ -138,9 +167,14 @@ def decode(data: bytes, source: str = "<bytes>") -> SplatAsset:
     Raises:
         FormatError: for bytes that are not a complete .spz stream.
     """
+    if data[:4] == b"NGSP":
+        raise FormatError(
+            f"{source} is an uncompressed NGSP container (.spz version 4 or later); Genesis "
+            "reads the gzip .spz versions 2 and 3 (re-save it with version 3)"
+        )
     try:
         body = gzip.decompress(data)
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise FormatError(
             f"{source} is not a valid .spz file (gzip stream broken: {error})"
         ) from error
@@ -152,9 +186,20 @@ def decode(data: bytes, source: str = "<bytes>") -> SplatAsset:
             f"{source} is gzip data but not .spz (magic {magic:#x}, expected {MAGIC:#x})"
         )
     if version not in (2, 3):
-        raise FormatError(f"{source} is .spz version {version}; versions 2 and 3 are supported")
+        raise FormatError(
+            f"{source} is .spz version {version}; Genesis reads versions 2 and 3 (re-save it with version 3)"
+        )
+    if flags & _FLAG_EXTENSIONS:
+        raise FormatError(
+            f"{source} carries .spz vendor extensions (flag 0x2), which Genesis does not read; "
+            "re-save it without extensions"
+        )
     if degree not in _REST_FOR_DEGREE:
-        raise FormatError(f"{source} has SH degree {degree}; at most 4 is defined")
+        raise FormatError(f"{source} has SH degree {degree}; the format defines 0 to 4")
+    if degree == 4:
+        raise FormatError(f"{source} has SH degree 4; Genesis assets hold at most degree 3")
+    if not 0 <= fractional <= 23:
+        raise FormatError(f"{source} has {fractional} fractional bits; expected 0 to 23")
     k = _REST_FOR_DEGREE[degree]
     rotation_bytes = 4 if version == 3 else 3
     sizes = [9 * n, n, 3 * n, 3 * n, rotation_bytes * n, 3 * k * n]
@@ -185,10 +230,6 @@ def decode(data: bytes, source: str = "<bytes>") -> SplatAsset:
     sh_rest = None
     if k:
         sh_rest = (sh.reshape(n, k, 3).astype(np.float32) - 128.0) / 128.0
-        if degree == 4:
-            raise FormatError(
-                f"{source} has SH degree 4, which Genesis assets do not hold (at most 3)"
-            )
     return SplatAsset(
         means=means,
         scales=np.exp(scales.reshape(n, 3).astype(np.float64) / 16.0 - 10.0),
@@ -196,10 +237,16 @@ def decode(data: bytes, source: str = "<bytes>") -> SplatAsset:
         opacities=alphas.astype(np.float32) / 255.0,
         sh0=(colors.reshape(n, 3).astype(np.float32) / 255.0 - 0.5) / COLOR_SCALE,
         sh_rest=sh_rest,
-        metadata={"antialiased": bool(flags & 1)},
+        metadata={"antialiased": bool(flags & _FLAG_ANTIALIASED)},
     )
 
 
-def read(path: str | Path) -> SplatAsset:
-    """Read an .spz file (see :func:`decode`)."""
-    return decode(Path(path).read_bytes(), str(path))
+def read_spz(source: Source) -> SplatAsset:
+    """Read an .spz file or its bytes (see :func:`decode`).
+
+    Raises:
+        InputError: a path that does not exist.
+        FormatError: see :func:`decode`.
+    """
+    data, name = read_source(source)
+    return decode(data, name)
