@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from genesis3d.errors import ConfigError
+from genesis3d.io import FORMATS
 from genesis3d.registry import ModelFamily
 
 DEFAULT_OUTPUT_DIR = "outputs"
 
-#: Kinds of asset each format can hold, in order of preference.
-FORMAT_KINDS: dict[str, tuple[str, ...]] = {
-    "glb": ("mesh",),
-    "ply": ("splats", "mesh"),
-    "splat": ("splats",),
-    "spz": ("splats",),
-}
+#: Kinds of asset each format can hold, in order of preference (``ply`` holds splats first).
+FORMAT_KINDS: dict[str, tuple[str, ...]] = {name: spec.kinds for name, spec in FORMATS.items()}
 
 
 @dataclass(frozen=True)
