@@ -13,7 +13,7 @@ from genesis3d.registry import ModelFamily
 
 DEFAULT_OUTPUT_DIR = "outputs"
 
-#: Kinds of asset each format can hold, in order of preference (``ply`` holds splats first).
+#: Kinds of asset each format can hold.
 FORMAT_KINDS: dict[str, tuple[str, ...]] = {name: spec.kinds for name, spec in FORMATS.items()}
 
 
@@ -60,12 +60,16 @@ def parse_params(values: list[str] | None) -> dict[str, Any]:
 
 
 def kind_for_format(fmt: str, family: ModelFamily) -> str:
-    """The asset kind a format is written from for a family (``ply`` means splats when it makes splats)."""
-    for kind in FORMAT_KINDS[fmt]:
-        if kind in family.outputs:
-            return kind
+    """The asset kind a format is written from for a family.
+
+    A format that holds both kinds (``ply``) is written from splats when the family makes
+    splats, since splat viewers are what a ``.ply`` from a splat model is opened with.
+    """
+    kinds = [kind for kind in FORMAT_KINDS[fmt] if kind in family.outputs]
+    if kinds:
+        return "splats" if "splats" in kinds else kinds[0]
     makes = " and ".join(family.outputs)
-    fitting = [name for name, kinds in FORMAT_KINDS.items() if set(kinds) & set(family.outputs)]
+    fitting = [name for name, holds in FORMAT_KINDS.items() if set(holds) & set(family.outputs)]
     raise ConfigError(
         f"{family.name} makes {makes}, which .{fmt} cannot hold; choose --format {'|'.join(fitting)}"
     )
