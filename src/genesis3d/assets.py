@@ -54,7 +54,7 @@ def _as_float_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.
 
 def _check_shape(name: str, array: np.ndarray, shape: tuple[int | None, ...]) -> None:
     ok = array.ndim == len(shape) and all(
-        want is None or want == got for want, got in zip(shape, array.shape, strict=False)
+        want is None or want == got for want, got in zip(shape, array.shape, strict=True)
     )
     if not ok:
         raise AssetError(f"`{name}` must have shape {_shape_text(shape)}, got {tuple(array.shape)}")

@@ -527,7 +527,7 @@ def _assemble(document: dict, binary: bytes, source: str) -> MeshAsset:
     merged: dict[str, Any] = {
         "positions": np.concatenate([part["positions"] for part in parts]),
         "faces": np.concatenate(
-            [part["faces"] + offset for part, offset in zip(parts, offsets, strict=False)]
+            [part["faces"] + offset for part, offset in zip(parts, offsets[:-1], strict=True)]
         ),
     }
     for key in ("normals", "uvs", "colors"):
