@@ -27,6 +27,7 @@ from genesis3d.cli.output import (
 )
 from genesis3d.cli.progress import ProgressDisplay
 from genesis3d.errors import GenesisError
+from genesis3d.progress import StageReporter
 
 app = typer.Typer(
     name="genesis3d",
@@ -258,15 +259,17 @@ def _generate_one(
                 progress=callback,
                 **options["params"],
             )
-        files = []
-        for fmt, kind, path in plan.targets:
-            asset = generation.asset(kind)
-            written = api.export(
-                asset, path, format=fmt, size=options["size"], pivot=options["pivot"]
-            )
-            files.append(
-                {"path": str(written), "format": fmt, "kind": kind, **_asset_counts(asset)}
-            )
+            files = []
+            writing = StageReporter(callback, "write", len(plan.targets)).start()
+            for fmt, kind, path in plan.targets:
+                asset = generation.asset(kind)
+                written = api.export(
+                    asset, path, format=fmt, size=options["size"], pivot=options["pivot"]
+                )
+                files.append(
+                    {"path": str(written), "format": fmt, "kind": kind, **_asset_counts(asset)}
+                )
+                writing.advance(message=str(written))
         return ImageResult(
             str(plan.image), True, files, time.perf_counter() - start, generation.timings
         )
