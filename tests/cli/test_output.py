@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from genesis3d.cli.output import kind_for_format, parse_formats, parse_params, plan_outputs
+from genesis3d.cli.output import (
+    expand_inputs,
+    kind_for_format,
+    parse_formats,
+    parse_params,
+    plan_outputs,
+)
 from genesis3d.errors import ConfigError
 from genesis3d.registry import FAMILIES
 
@@ -57,3 +63,17 @@ def test_single_file_name_gives_format_and_stem():
         plan_outputs([Path("chair.png")], Path("prop.glb"), ["ply"], INFLATE)
     with pytest.raises(ConfigError, match="unknown extension"):
         plan_outputs([Path("chair.png")], Path("prop.obj"), [], INFLATE)
+
+
+def test_folders_expand_to_their_pictures(tmp_path):
+    for name in ("b.png", "a.webp", "c.JPG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    assert [p.name for p in expand_inputs([tmp_path, Path("x.png")])] == [
+        "a.webp",
+        "b.png",
+        "c.JPG",
+        "x.png",
+    ]
+    with pytest.raises(ConfigError, match="holds no .png"):
+        expand_inputs([tmp_path / "sub"])

@@ -21,6 +21,7 @@ from genesis3d.cli.output import (
     DEFAULT_OUTPUT_DIR,
     FORMAT_KINDS,
     OutputPlan,
+    expand_inputs,
     parse_formats,
     parse_params,
     plan_outputs,
@@ -121,7 +122,7 @@ def generate(
     images: Annotated[
         list[Path],
         typer.Argument(
-            help="One or more pictures (PNG, JPEG or WebP); several make a batch.",
+            help="Pictures (PNG, JPEG or WebP) or folders of them; several make a batch.",
             show_default=False,
         ),
     ],
@@ -190,7 +191,7 @@ def generate(
     wanted = parse_formats(formats)
     extra = parse_params(params)
     family = get_family(model) if model is not None else FAMILIES[default_family_name(weights)]
-    plans = plan_outputs(images, output, wanted, family)
+    plans = plan_outputs(expand_inputs(images), output, wanted, family)
     err = _stderr()
     if family.name == "inflate" and not as_json:
         err.print(

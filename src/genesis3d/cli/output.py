@@ -59,6 +59,32 @@ def parse_params(values: list[str] | None) -> dict[str, Any]:
     return params
 
 
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def expand_inputs(images: list[Path]) -> list[Path]:
+    """Replace each folder by the PNG, JPEG and WebP pictures directly inside it, sorted.
+
+    Paths that are not folders are kept as given (a missing file is reported later, per
+    picture, so the rest of the batch goes on).
+
+    Raises:
+        ConfigError: for a folder with no picture in it.
+    """
+    expanded: list[Path] = []
+    for image in images:
+        if image.is_dir():
+            found = sorted(
+                p for p in image.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES
+            )
+            if not found:
+                raise ConfigError(f"the folder {image} holds no .png, .jpg or .webp picture")
+            expanded.extend(found)
+        else:
+            expanded.append(image)
+    return expanded
+
+
 def kind_for_format(fmt: str, family: ModelFamily) -> str:
     """The asset kind a format is written from for a family.
 
