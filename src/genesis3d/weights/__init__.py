@@ -1,0 +1,1 @@
+"""Model weights: safetensors reading and strict loading (no pickle files, ever)."""
