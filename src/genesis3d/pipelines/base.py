@@ -43,6 +43,10 @@ class Pipeline(ABC):
     A pipeline is built once by :func:`genesis3d.load_pipeline` with its policies (device,
     dtype, offload) and is then called once per picture. It never changes its components
     during a call, so one instance can serve many calls in turn.
+
+    Construction: a family that needs no weights is built as ``cls(device=, dtype=)``; a
+    family with weights provides a classmethod ``from_pretrained(folder, *, device, dtype,
+    offload)`` that loads the official files from ``folder`` strictly.
     """
 
     #: registry name of the family
