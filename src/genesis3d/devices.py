@@ -1,4 +1,4 @@
-"""Choice of the compute device and dtype. Imports torch only when called."""
+"""Choice of the compute device. Imports torch only when called."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ logger = logging.getLogger(__name__)
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 DEVICE_NAMES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
-DTYPE_NAMES: tuple[str, ...] = ("auto", "float32", "float16", "bfloat16")
 
 
 def resolve_device(name: str = "auto"):
@@ -49,32 +48,3 @@ def resolve_device(name: str = "auto"):
             f"device {name!r} was asked for but Apple MPS is not available here; use --device cpu (or auto)"
         )
     return torch.device(key)
-
-
-def resolve_dtype(name: str | None, device) -> object:
-    """Turn a dtype name into a ``torch.dtype`` for ``device``.
-
-    Args:
-        name: "auto"/None (float16 on CUDA and MPS, float32 on CPU), "float32",
-            "float16" or "bfloat16".
-        device: the ``torch.device`` the model will run on.
-
-    Raises:
-        ConfigError: for an unknown name.
-    """
-    import torch
-
-    key = (name or "auto").strip().lower()
-    if key == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if key not in table:
-        raise ConfigError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {name!r}")
-    return table[key]
