@@ -43,3 +43,24 @@ def test_resolve_weights_raises_with_the_reason(tmp_path):
     with pytest.raises(WeightsError):
         resolve_weights(family, tmp_path)
     assert resolve_weights(FAMILIES["inflate"], None) is None
+
+
+def test_cached_weights_resolve_to_the_snapshot_root(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from genesis3d.registry import _cached_snapshot
+
+    family = FAMILIES["triposplat"]
+    snapshot = tmp_path / "snapshots" / "abc123"
+    for name in family.weight_files:
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / name).write_bytes(b"")
+    # a real cache lookup, pointed at a cache folder laid out as huggingface_hub writes it
+    repo = tmp_path / "cache" / "models--VAST-AI--TripoSplat"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots").symlink_to(tmp_path / "snapshots")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert _cached_snapshot(family) == repo / "snapshots" / "abc123"
+    (snapshot / family.weight_files[1]).unlink()
+    assert _cached_snapshot(family) is None

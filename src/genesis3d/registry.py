@@ -180,17 +180,17 @@ def availability(family: ModelFamily, weights: str | Path | None = None) -> Avai
 
 
 def _cached_snapshot(family: ModelFamily) -> Path | None:
-    """The newest cached snapshot folder of the family's Hub repository that holds its weight files."""
+    """The cached snapshot folder of the family's Hub repository, when it holds every weight file."""
     from huggingface_hub import try_to_load_from_cache
 
     if family.hub_id is None:
         return None
-    for name in family.weight_files:
-        hit = try_to_load_from_cache(family.hub_id, name)
-        if not isinstance(hit, str):
-            return None
-    first = try_to_load_from_cache(family.hub_id, family.weight_files[0])
-    return Path(str(first)).parent if isinstance(first, str) else None
+    hits = [try_to_load_from_cache(family.hub_id, name) for name in family.weight_files]
+    if not all(isinstance(hit, str) for hit in hits):
+        return None
+    # The snapshot root, not the subfolder of a nested file such as diffusion_models/x.safetensors.
+    depth = len(Path(family.weight_files[0]).parts)
+    return Path(hits[0]).parents[depth - 1]
 
 
 def resolve_weights(family: ModelFamily, weights: str | Path | None) -> Path | None:
