@@ -1,0 +1,1 @@
+"""Model families and the encoders they share: nn.Modules, frozen configs, checkpoint conversion."""

@@ -1,0 +1,1 @@
+"""TripoSplat (VAST, MIT): image -> 3D Gaussian splats."""
