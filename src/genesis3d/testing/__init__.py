@@ -1,0 +1,1 @@
+"""Tools to check Genesis against known answers of the official implementations."""
