@@ -36,6 +36,8 @@ class ModelFamily:
         weight_files: files (relative to the weights folder) whose presence means the
             weights are there; empty for a family that needs no weights.
         description: one line on what it does.
+        optional_files: further weight files used only in some cases (fetched by
+            ``models pull``, not needed for availability).
     """
 
     name: str
@@ -48,6 +50,7 @@ class ModelFamily:
     extras: tuple[str, ...]
     weight_files: tuple[str, ...]
     description: str
+    optional_files: tuple[str, ...] = ()
 
     @property
     def needs_weights(self) -> bool:
@@ -90,7 +93,10 @@ FAMILIES: dict[str, ModelFamily] = {
             weight_files=(
                 "diffusion_models/triposplat_fp16.safetensors",
                 "vae/triposplat_vae_decoder_fp16.safetensors",
+                "clip_vision/dino_v3_vit_h.safetensors",
+                "vae/flux2-vae.safetensors",
             ),
+            optional_files=("background_removal/birefnet.safetensors",),
             description="Image to 3D Gaussian splats.",
         ),
         ModelFamily(
@@ -162,19 +168,20 @@ def availability(family: ModelFamily, weights: str | Path | None = None) -> Avai
     if not family.needs_weights:
         return Availability(True, "built in, needs no weights")
     if weights is not None:
-        folder = Path(weights).expanduser()
-        missing = [name for name in family.weight_files if not (folder / name).is_file()]
-        if missing:
+        from genesis3d.weights.hub import describe_missing, find_layout_root
+
+        root = find_layout_root(weights, family.weight_files)
+        if root is None:
             return Availability(
                 False,
-                f"weights not found in {folder} (missing {', '.join(missing)}); pass --weights DIR pointing at a folder in the official layout of {family.hub_id}",
+                f"weights not found: {describe_missing(weights, family.weight_files)}; pass --weights DIR pointing at a folder in the official layout of {family.hub_id} (or its ckpts/ or ComfyUI models/ folder), or run `genesis3d models pull {family.name}`",
             )
-        return Availability(True, f"weights in {folder}", folder)
+        return Availability(True, f"weights in {root}", root)
     cached = _cached_snapshot(family)
     if cached is None:
         return Availability(
             False,
-            f"weights of {family.hub_id} not found in the Hugging Face cache; download them on a connected machine or pass --weights DIR",
+            f"weights of {family.hub_id} not found in the Hugging Face cache; run `genesis3d models pull {family.name}` on a connected machine, or pass --weights DIR",
         )
     return Availability(True, f"weights in {cached}", cached)
 

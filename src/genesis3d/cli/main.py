@@ -180,6 +180,24 @@ def generate(
             "--param", "-p", help="Model parameter KEY=VALUE (repeatable), e.g. -p resolution=192."
         ),
     ] = None,
+    gaussians: Annotated[
+        int | None,
+        typer.Option(
+            help="triposplat: number of Gaussians, a multiple of 32 in 32768..1048576 (default 262144)."
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Sampler steps of a neural model (triposplat: 20).")
+    ] = None,
+    cfg: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance strength (triposplat: 3.0).")
+    ] = None,
+    offload: Annotated[
+        str,
+        typer.Option(
+            help="none: keep every model component on the device; model: load each one only for its stage (less memory)."
+        ),
+    ] = "none",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON report on stdout instead of text.")
     ] = False,
@@ -190,6 +208,9 @@ def generate(
 
     wanted = parse_formats(formats)
     extra = parse_params(params)
+    for key, value in (("gaussians", gaussians), ("steps", steps), ("guidance_scale", cfg)):
+        if value is not None:
+            extra[key] = value
     family = get_family(model) if model is not None else FAMILIES[default_family_name(weights)]
     plans = plan_outputs(expand_inputs(images), output, wanted, family)
     err = _stderr()
@@ -197,7 +218,9 @@ def generate(
         err.print(
             "[dim]model: inflate, a geometric inflation of the silhouette (not AI); see `genesis3d models` for the neural families[/dim]"
         )
-    pipeline = api.load_pipeline(family.name, weights=weights, device=device, dtype=dtype)
+    pipeline = api.load_pipeline(
+        family.name, weights=weights, device=device, dtype=dtype, offload=offload
+    )
 
     results: list[ImageResult] = []
     with ProgressDisplay(enabled=not as_json, console=err) as display:
@@ -446,6 +469,57 @@ def models(
         mark = "[green]yes[/green]" if row["available"] else "[red]no[/red]"
         table.add_row(row["name"], ", ".join(row["outputs"]), row["license"], mark, row["reason"])
     _stdout().print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="Model family, e.g. triposplat.")],
+) -> None:
+    """Download a family's official weights from the Hugging Face Hub into its cache."""
+    from genesis3d.registry import get_family
+    from genesis3d.weights.hub import pull
+
+    family = get_family(name)
+    if not family.needs_weights or family.hub_id is None:
+        _stderr().print(f"{family.name} is built in and needs no weights")
+        return
+    files = (*family.weight_files, *family.optional_files)
+    _stderr().print(
+        f"downloading {len(files)} files of {family.hub_id} (licence: {family.license}) ..."
+    )
+    folder = pull(family.hub_id, files)
+    _stderr().print(f"[green]ok[/green] {family.name} weights in {folder}")
+
+
+@models_app.command("verify")
+def models_verify(
+    name: Annotated[str, typer.Argument(help="Model family, e.g. triposplat.")],
+    weights: Annotated[
+        Path | None, typer.Option(help="Weights folder (default: the Hugging Face cache).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Check a family's weight files: presence, sizes, key sets, shapes and dtypes."""
+    from genesis3d.registry import get_family, pipeline_class, resolve_weights
+
+    family = get_family(name)
+    folder = resolve_weights(family, weights)
+    if folder is None:
+        _stderr().print(f"{family.name} is built in and needs no weights")
+        return
+    cls = pipeline_class(family)
+    report = cls.verify(folder)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        console = _stdout()
+        for entry in report["files"]:
+            mark = "[green]ok[/green]" if not entry["problems"] else "[red]problem[/red]"
+            console.print(f"{mark} {entry['file']} ({entry['size_mb']:.1f} MB, {entry['license']})")
+            for problem in entry["problems"]:
+                console.print(f"    {problem}", markup=False)
+    if not report["ok"]:
+        raise typer.Exit(code=3)
 
 
 def main(argv: list[str] | None = None) -> None:

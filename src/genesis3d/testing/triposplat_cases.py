@@ -210,7 +210,22 @@ def _official_modules(configs: dict[str, Any]) -> dict[str, Callable[[], nn.Modu
     flow = FlowModelConfig.from_args(configs["flow_model"]["args"])
     octree = OctreeDecoderConfig.from_args(configs["octree_decoder"]["args"])
     gs = GaussianDecoderConfig.from_args(configs["gaussian_decoder"]["args"])
+    from genesis3d.models.triposplat.encoders import DINOv3Config, DINOv3ViT, Flux2VAEEncoder
+
+    dino = configs["dinov3"]["args"]
+    dino_config = DINOv3Config(
+        hidden_size=dino["hidden_size"],
+        num_layers=dino["num_layers"],
+        head_dim=dino["hidden_size"] // dino["num_heads"],
+        intermediate_size=dino["intermediate_size"],
+        patch_size=dino["patch_size"],
+        num_register_tokens=dino["num_register_tokens"],
+        rope_theta=dino["rope_theta"],
+        layer_norm_eps=dino["layer_norm_eps"],
+    )
     return {
+        "dinov3_checkpoint.json": lambda: DINOv3ViT(dino_config),
+        "flux2_vae_checkpoint.json": lambda: Flux2VAEEncoder(),
         "flow_model.json": lambda: LatentSeqMMFlowModel(flow),
         "decoder.json": lambda: OctreeGaussianDecoder(octree, gs),
         "octree_decoder.json": lambda: OctreeProbabilityFixedlenDecoder(octree),

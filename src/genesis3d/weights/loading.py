@@ -127,10 +127,14 @@ def load_into(
     *,
     skip_keys: Iterable[str] = (),
     source: str = "checkpoint",
+    assign: bool = False,
 ) -> None:
     """Copy a state dict into a module strictly.
 
-    The module's own dtype and device are kept: tensors are converted on copy.
+    The module's own dtype and device are kept: tensors are converted on copy. With
+    ``assign=True`` the checkpoint's tensors replace the module's instead (dtype and device
+    as loaded), which is how a module built on the meta device gets real weights without
+    a first random initialisation; skipped keys must then not be meta tensors.
 
     Args:
         module: a ``torch.nn.Module``.
@@ -169,6 +173,11 @@ def load_into(
             + "; ".join(problems)
             + ". Check that the weights are the official files for this model and configuration"
         )
+    if assign:
+        module.load_state_dict(
+            {key: state_dict[key] for key in expected if key not in skip}, strict=False, assign=True
+        )
+        return
     with torch.no_grad():
         for key, target in expected.items():
             if key in skip:
