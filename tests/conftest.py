@@ -37,3 +37,21 @@ def gltf_validator():
     from tests.support.gltf import validate_glb
 
     return validate_glb
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """Folder of the known-answer fixtures beside the checkout (GENESIS_FIXTURES overrides)."""
+    override = os.environ.get("GENESIS_FIXTURES")
+    folder = Path(override) if override else REPO_ROOT.parent / "shared" / "fixtures"
+    if not folder.is_dir():
+        pytest.fail(f"fixtures not found in {folder}; set GENESIS_FIXTURES to their folder")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_triposplat(tmp_path_factory) -> Path:
+    """A tiny TripoSplat checkpoint folder in the official layout (seeded random weights)."""
+    from tests.support.triposplat import write_tiny_triposplat
+
+    return write_tiny_triposplat(tmp_path_factory.mktemp("triposplat") / "ckpts")
