@@ -37,8 +37,7 @@ def test_ply_means_splats_when_the_model_makes_them():
     assert kind_for_format("ply", INFLATE) == "splats"
     assert kind_for_format("ply", TRIPOSG) == "mesh"
     assert kind_for_format("glb", INFLATE) == "mesh"
-    with pytest.raises(ConfigError, match="triposplat makes splats"):
-        kind_for_format("glb", TRIPOSPLAT)
+    assert kind_for_format("glb", TRIPOSPLAT) == "splats"
     with pytest.raises(ConfigError, match="choose --format glb|ply"):
         kind_for_format("spz", TRIPOSG)
 

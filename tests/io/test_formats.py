@@ -16,7 +16,7 @@ from tests.support import random_splats, textured_box
 
 def test_format_table():
     assert set(io.FORMATS) == {"glb", "ply", "splat", "spz"}
-    assert io.FORMATS["glb"].kinds == ("mesh",)
+    assert io.FORMATS["glb"].kinds == ("mesh", "splats")
     assert set(io.FORMATS["ply"].kinds) == {"mesh", "splats"}
     assert io.FORMATS["spz"].extensions == (".spz",)
     assert all(spec.description for spec in io.FORMATS.values())
@@ -72,8 +72,8 @@ def test_wrong_kind_for_a_format(tmp_path):
         ConfigError, match=r"\.splat holds Gaussian splats; write a mesh as \.glb or \.ply"
     ):
         io.save(textured_box(), tmp_path / "a.splat")
-    with pytest.raises(ConfigError, match=r"\.glb holds a mesh; write Gaussian splats as \.ply or"):
-        io.save(random_splats(n=4), tmp_path / "a.glb")
+    with pytest.raises(ConfigError, match=r"\.spz holds Gaussian splats; write a mesh as \.glb or"):
+        io.save(textured_box(), tmp_path / "a.spz")
     with pytest.raises(ConfigError, match="MeshAsset or a SplatAsset"):
         io.save(np.zeros(3), tmp_path / "a.glb")
     assert list(tmp_path.iterdir()) == []

@@ -147,7 +147,7 @@ def generate(
         typer.Option(
             "--format",
             "-f",
-            help="glb, ply, splat or spz; repeat or comma-separate for several. ply is splats when the model makes splats. Default: the model's primary output.",
+            help="glb, ply, splat or spz; repeat or comma-separate for several. ply is splats and glb a mesh when the model makes both; glb holds splats (KHR_gaussian_splatting) for a splat-only model. Default: the model's primary output.",
         ),
     ] = None,
     seed: Annotated[
@@ -403,7 +403,7 @@ def convert(
     pivot: Annotated[str, typer.Option(help="center, bottom or keep.")] = "keep",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Convert between the formats (splats: ply, splat, spz; meshes: glb, ply)."""
+    """Convert between the formats (splats: ply, splat, spz, glb; meshes: glb, ply)."""
     from genesis3d import api
     from genesis3d.io import format_from_path
 

@@ -88,12 +88,13 @@ def expand_inputs(images: list[Path]) -> list[Path]:
 def kind_for_format(fmt: str, family: ModelFamily) -> str:
     """The asset kind a format is written from for a family.
 
-    A format that holds both kinds (``ply``) is written from splats when the family makes
-    splats, since splat viewers are what a ``.ply`` from a splat model is opened with.
+    A format that holds both kinds takes the one it is usually opened as when the family
+    makes both: ``.ply`` splats (splat viewers open them), ``.glb`` a mesh (game engines and
+    DCC tools import it); the order of ``FORMATS[fmt].kinds`` says which.
     """
     kinds = [kind for kind in FORMAT_KINDS[fmt] if kind in family.outputs]
     if kinds:
-        return "splats" if "splats" in kinds else kinds[0]
+        return kinds[0]
     makes = " and ".join(family.outputs)
     fitting = [name for name, holds in FORMAT_KINDS.items() if set(holds) & set(family.outputs)]
     raise ConfigError(

@@ -2,7 +2,7 @@
 
 | format | extension | holds | module |
 | --- | --- | --- | --- |
-| glb | .glb | mesh | :mod:`genesis3d.io.glb` |
+| glb | .glb | mesh, or Gaussian splats (``KHR_gaussian_splatting``) | :mod:`genesis3d.io.glb` |
 | ply | .ply | Gaussian splats (INRIA 3DGS layout) or a mesh | :mod:`genesis3d.io.ply` |
 | splat | .splat | Gaussian splats (antimatter15 32-byte records) | :mod:`genesis3d.io.splat` |
 | spz | .spz | Gaussian splats (Niantic, gzip-compressed) | :mod:`genesis3d.io.spz` |
@@ -12,7 +12,7 @@ Each module has ``write_<format>(asset, path_or_stream, **options)`` and
 :func:`genesis3d.io.atomic.atomic_write`. :func:`load` recognises a file by its content,
 not its extension (except .splat, which has no magic number).
 
-Frames: GLB, mesh PLY and .spz hold the world frame (glTF's RUB) unchanged; splat PLY and
+Frames: GLB (meshes and splats), mesh PLY and .spz hold the world frame (glTF's RUB) unchanged; splat PLY and
 .splat hold the RDF frame of 3DGS captures, converted on write and read (see
 :mod:`genesis3d.io._splat_frame`).
 """
@@ -41,7 +41,8 @@ class FormatSpec:
     Attributes:
         name: the format's name, as ``format=`` takes it.
         extensions: file extensions with the dot, lower case.
-        kinds: the asset kinds it holds ("mesh", "splats").
+        kinds: the asset kinds it holds ("mesh", "splats"), the one it is written from for a
+            model that makes both first.
         description: one line for help texts.
         options: keyword options its writer accepts.
     """
@@ -56,11 +57,16 @@ class FormatSpec:
 FORMATS: dict[str, FormatSpec] = {
     spec.name: spec
     for spec in (
-        FormatSpec("glb", (".glb",), ("mesh",), "glTF 2.0 binary with a PBR material"),
+        FormatSpec(
+            "glb",
+            (".glb",),
+            ("mesh", "splats"),
+            "glTF 2.0 binary: a mesh with a PBR material, or splats (KHR_gaussian_splatting)",
+        ),
         FormatSpec(
             "ply",
             (".ply",),
-            ("mesh", "splats"),
+            ("splats", "mesh"),
             "PLY: Gaussian splats in the INRIA 3DGS layout, or a binary triangle mesh",
         ),
         FormatSpec(

@@ -6,11 +6,14 @@ and one material (base colour with alpha, metallic-roughness with G = roughness 
 B = metallic, normal map, alpha mode, double-sidedness); textures are lossless PNG with
 one LINEAR / LINEAR_MIPMAP_LINEAR sampler that clamps to the edge (Genesis textures are
 atlases, where wrapping would bleed one chart into another). ``asset.extras`` carries the
-asset's metadata. A new primitive kind (e.g. splats) is one more ``_*_primitive`` function.
+asset's metadata. Gaussian splats are one POINTS primitive with the ``KHR_gaussian_splatting``
+extension (see :mod:`genesis3d.io.glb_splats`).
 
 Reader: what this writer writes and what other tools commonly write: several nodes (TRS
 or matrix, nested), meshes and triangle primitives, merged into one MeshAsset with node
-transforms baked in; the material of the first primitive. POINTS primitives are skipped;
+transforms baked in; the material of the first primitive. A file whose primitives carry
+``KHR_gaussian_splatting`` and no triangles is read as a SplatAsset; other POINTS primitives
+are skipped;
 lines, strips and fans, sparse accessors, external buffers and required extensions are
 refused with :class:`FormatError`.
 """
@@ -25,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from genesis3d.assets import MeshAsset, PBRMaterial
+from genesis3d.assets import MeshAsset, PBRMaterial, SplatAsset
 from genesis3d.errors import AssetError, FormatError
 from genesis3d.geometry.mesh_ops import unit_vectors, vertex_normals, vertex_tangents
 from genesis3d.io import json_metadata
@@ -52,7 +55,7 @@ _COMPONENT_DTYPES = {
 _COMPONENT_TYPES = {np.dtype(dtype): code for code, dtype in _COMPONENT_DTYPES.items()}
 _TYPE_SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 #: Extensions a file may require that this reader still reads correctly.
-_READABLE_EXTENSIONS = {"KHR_mesh_quantization", "KHR_materials_unlit"}
+_READABLE_EXTENSIONS = {"KHR_mesh_quantization", "KHR_materials_unlit", "KHR_gaussian_splatting"}
 
 
 def _generator() -> str:
@@ -200,18 +203,21 @@ def _container(document: dict[str, Any], binary: bytes) -> bytes:
     )
 
 
-def encode(mesh: MeshAsset) -> bytes:
-    """The bytes of a GLB holding ``mesh``.
+def encode(mesh: MeshAsset | SplatAsset) -> bytes:
+    """The bytes of a GLB holding ``mesh`` (or Gaussian splats, see the module docstring).
 
     Args:
-        mesh: the mesh, in the world frame (which is glTF's).
+        mesh: the mesh or splats, in the world frame (which is glTF's).
 
     Returns:
         The complete file content.
 
     Raises:
-        AssetError: for a mesh without faces or metadata that JSON cannot hold.
+        AssetError: for a mesh without faces, splats without Gaussians, or metadata that JSON
+            cannot hold.
     """
+    if isinstance(mesh, SplatAsset):
+        return _encode_splats(mesh)
     if mesh.n_faces == 0:
         raise AssetError("a GLB needs at least one face, got a mesh with none")
     extras = json_metadata(mesh.metadata)
@@ -245,11 +251,33 @@ def encode(mesh: MeshAsset) -> bytes:
     return _container(document, bytes(builder.binary))
 
 
-def write_glb(mesh: MeshAsset, destination: Destination) -> None:
-    """Write ``mesh`` as a GLB file (atomically) or to an open binary stream.
+def _encode_splats(splats: SplatAsset) -> bytes:
+    from genesis3d.io.glb_splats import EXTENSION, splat_document
+
+    extras = json_metadata(splats.metadata)
+    builder = _Builder()
+    primitive = splat_document(splats, builder)
+    asset: dict[str, Any] = {"version": "2.0", "generator": _generator()}
+    if extras:
+        asset["extras"] = extras
+    document: dict[str, Any] = {
+        "asset": asset,
+        "extensionsUsed": [EXTENSION],
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": str(splats.metadata.get("name", "splats"))}],
+        "meshes": [{"primitives": [primitive]}],
+        "accessors": builder.accessors,
+        "bufferViews": builder.buffer_views,
+    }
+    return _container(document, bytes(builder.binary))
+
+
+def write_glb(mesh: MeshAsset | SplatAsset, destination: Destination) -> None:
+    """Write ``mesh`` (or splats) as a GLB file (atomically) or to an open binary stream.
 
     Args:
-        mesh: the mesh.
+        mesh: the mesh or splats.
         destination: a path or a binary stream.
 
     Raises:
@@ -261,8 +289,8 @@ def write_glb(mesh: MeshAsset, destination: Destination) -> None:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_glb(source: Source) -> MeshAsset:
-    """Read a GLB file or its bytes into one MeshAsset (see :func:`decode`).
+def read_glb(source: Source) -> MeshAsset | SplatAsset:
+    """Read a GLB file or its bytes into one MeshAsset or SplatAsset (see :func:`decode`).
 
     Raises:
         InputError: a path that does not exist.
@@ -422,8 +450,10 @@ def _image(
     return np.asarray(picture.convert("RGBA" if alpha and has_alpha else "RGB"))
 
 
-def decode(data: bytes, source: str = "<bytes>") -> MeshAsset:
+def decode(data: bytes, source: str = "<bytes>") -> MeshAsset | SplatAsset:
     """Decode GLB bytes into one MeshAsset, merging every triangle primitive.
+
+    A file whose only primitives are ``KHR_gaussian_splatting`` splats gives a SplatAsset.
 
     Args:
         data: the file content.
@@ -446,6 +476,10 @@ def decode(data: bytes, source: str = "<bytes>") -> MeshAsset:
     if ignored:
         logger.warning("%s: ignoring glTF extension(s) %s", source, ", ".join(ignored))
     try:
+        if _only_splats(document):
+            from genesis3d.io.glb_splats import read_splats
+
+            return read_splats(document, binary, source)
         return _assemble(document, binary, source)
     except FormatError:
         raise
@@ -456,6 +490,14 @@ def decode(data: bytes, source: str = "<bytes>") -> MeshAsset:
             f"{source} is not a valid glTF document ({type(error).__name__}: {error}); "
             "check it with the Khronos glTF validator"
         ) from error
+
+
+def _only_splats(document: dict) -> bool:
+    from genesis3d.io.glb_splats import has_splats
+
+    primitives = [p for mesh in document.get("meshes", []) for p in mesh.get("primitives", [])]
+    triangles = any(p.get("mode", _TRIANGLES) != _POINTS for p in primitives)
+    return has_splats(document) and not triangles
 
 
 def _primitive_part(

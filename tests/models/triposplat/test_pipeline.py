@@ -29,13 +29,13 @@ def test_generate_cli_writes_every_splat_format(tiny_triposplat, picture, tmp_pa
     out = tmp_path / "out"
     code, _ = _run_cli(
         ["generate", str(picture), "--model", "triposplat", "--weights", str(tiny_triposplat.parent),
-         "--gaussians", "32768", "--steps", "2", "--seed", "7", "-f", "ply,splat,spz", "-o", str(out),
+         "--gaussians", "32768", "--steps", "2", "--seed", "7", "-f", "ply,splat,spz,glb", "-o", str(out),
          "--device", "cpu", "--json"],
         capsys,
     )  # fmt: skip
     assert code in (0, None)
     files = sorted(p.name for p in out.iterdir())
-    assert files == [f"{picture.stem}.{ext}" for ext in ("ply", "splat", "spz")]
+    assert files == [f"{picture.stem}.{ext}" for ext in ("glb", "ply", "splat", "spz")]
     splats = load(out / f"{picture.stem}.ply")
     assert len(splats.means) == 32768
     assert np.isfinite(splats.means).all() and np.isfinite(splats.scales).all()
@@ -43,6 +43,9 @@ def test_generate_cli_writes_every_splat_format(tiny_triposplat, picture, tmp_pa
     assert ((splats.opacities >= 0) & (splats.opacities <= 1)).all()
     assert len(load(out / f"{picture.stem}.splat").means) == 32768
     assert len(load(out / f"{picture.stem}.spz").means) == 32768
+    in_gltf = load(out / f"{picture.stem}.glb")
+    np.testing.assert_allclose(in_gltf.means, splats.means, atol=1e-6)
+    np.testing.assert_allclose(in_gltf.opacities, splats.opacities, atol=1e-6)
 
 
 def test_same_seed_same_splats_other_seed_other_splats(tiny_triposplat, picture):
