@@ -112,3 +112,50 @@ def test_header_of_an_official_layout_fixture(testdata_images):
 def test_load_into_refuses_a_plain_dict_of_wrong_keys():
     with pytest.raises(WeightsError, match="Tiny"):
         load_into(Tiny(), {"proj.weight": torch.zeros(8, 4)}, source="state dict")
+
+
+def test_streamed_reads_equal_the_reference_reader_for_every_dtype(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from genesis3d.weights.loading import load_safetensors
+
+    generator = torch.Generator().manual_seed(3)
+    state = {
+        "half": torch.randn(5, 7, generator=generator).half(),
+        "bf16": torch.randn(3, 2, 4, generator=generator).bfloat16(),
+        "f32": torch.randn(11, generator=generator),
+        "f64": torch.randn(2, 2, generator=generator, dtype=torch.float64),
+        "index": torch.arange(12).reshape(3, 4),
+        "small": torch.arange(6, dtype=torch.int32),
+        "flags": torch.tensor([True, False, True]),
+        "bytes": torch.arange(9, dtype=torch.uint8),
+        "scalar": torch.tensor(2.5),
+        "empty": torch.zeros(0, 4),
+    }
+    path = tmp_path / "mixed.safetensors"
+    save_file(state, str(path))
+    reference = load_file(str(path))
+    read = load_safetensors(path)
+    assert set(read) == set(reference)
+    for key, value in reference.items():
+        assert read[key].dtype == value.dtype and read[key].shape == value.shape, key
+        assert torch.equal(read[key], value), key
+    cast = load_safetensors(path, dtype=torch.float32, keys=["half", "index", "bf16"])
+    assert list(cast) == ["half", "index", "bf16"]
+    assert cast["half"].dtype == torch.float32 and cast["index"].dtype == torch.int64
+    assert torch.equal(cast["bf16"], reference["bf16"].float())
+
+
+def test_a_tensor_whose_bytes_do_not_fit_its_shape_is_named(tmp_path):
+    import json
+    import struct
+
+    from genesis3d.errors import WeightsError
+    from genesis3d.weights.loading import load_safetensors
+
+    header = {"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 12]}}
+    text = json.dumps(header).encode()
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"\0" * 12)
+    with pytest.raises(WeightsError, match="w has 12 bytes for shape"):
+        load_safetensors(path)

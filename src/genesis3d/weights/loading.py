@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ class TensorInfo:
 
     dtype: str
     shape: tuple[int, ...]
+    #: (start, end) byte offsets of the data, counted from the end of the header.
+    offsets: tuple[int, int] = field(default=(0, 0), compare=False)
 
     @property
     def numel(self) -> int:
@@ -75,8 +77,11 @@ def read_header(path: str | Path) -> dict[str, TensorInfo]:
         if key == "__metadata__":
             continue
         try:
-            tensors[key] = TensorInfo(str(entry["dtype"]), tuple(int(s) for s in entry["shape"]))
-            end = max(end, int(entry["data_offsets"][1]))
+            start, stop = (int(v) for v in entry["data_offsets"])
+            tensors[key] = TensorInfo(
+                str(entry["dtype"]), tuple(int(s) for s in entry["shape"]), (start, stop)
+            )
+            end = max(end, stop)
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise WeightsError(f"{path} has a malformed header entry for {key!r}") from error
     if 8 + length + end > size:
@@ -86,10 +91,37 @@ def read_header(path: str | Path) -> dict[str, TensorInfo]:
     return tensors
 
 
+_TORCH_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+
+
+def _data_start(path: Path) -> int:
+    with path.open("rb") as stream:
+        (length,) = struct.unpack("<Q", stream.read(8))
+    return 8 + length
+
+
 def load_safetensors(
     path: str | Path, *, dtype: Any = None, device: Any = "cpu", keys: Iterable[str] | None = None
 ) -> dict[str, Any]:
-    """Read tensors from a safetensors file.
+    """Read tensors from a safetensors file, one at a time.
+
+    The file is read with plain reads, not memory-mapped, and each tensor is cast and moved
+    before the next is read: the peak is the loaded result plus one tensor as stored, not
+    the whole file on top of the result (a float16 file loaded as float32 would otherwise
+    hold 1.5x its float32 size while loading).
 
     Args:
         path: a ``.safetensors`` file.
@@ -102,22 +134,49 @@ def load_safetensors(
         Key -> ``torch.Tensor``.
 
     Raises:
-        WeightsError: for a missing or invalid file, or a key it does not hold.
+        WeightsError: for a missing or invalid file, a key it does not hold, or a stored
+            dtype that PyTorch lacks.
     """
-    from safetensors import safe_open
+    import torch
 
-    available = read_header(path)  # validates the file before torch touches it
+    path = Path(path)
+    available = read_header(path)  # validates the file before anything is read
     wanted = list(available) if keys is None else list(keys)
     absent = [key for key in wanted if key not in available]
     if absent:
         raise WeightsError(f"{path} does not hold {_listing(absent)}")
+    base = _data_start(path)
+    target = torch.device(device)
     tensors = {}
-    with safe_open(str(path), framework="pt", device=str(device)) as handle:
+    with path.open("rb", buffering=0) as stream:
         for key in wanted:
-            tensor = handle.get_tensor(key)
+            info = available[key]
+            name = _TORCH_DTYPES.get(info.dtype)
+            if name is None or not hasattr(torch, name):
+                raise WeightsError(
+                    f"{path}: {key} is stored as {info.dtype}, which this PyTorch cannot read"
+                )
+            stored = getattr(torch, name)
+            start, stop = info.offsets
+            expected = info.numel * torch.empty((), dtype=stored).element_size()
+            if stop - start != expected:
+                raise WeightsError(
+                    f"{path}: {key} has {stop - start} bytes for shape {list(info.shape)} {info.dtype} (needs {expected}); the file is damaged, download it again"
+                )
+            raw = torch.empty(stop - start, dtype=torch.uint8)
+            stream.seek(base + start)
+            view = memoryview(raw.numpy())
+            done = 0
+            while done < len(view):
+                count = stream.readinto(view[done:])
+                if not count:
+                    raise WeightsError(f"{path} ended inside {key}; download it again")
+                done += count
+            tensor = raw.view(stored).reshape(info.shape)
             if dtype is not None and tensor.is_floating_point():
                 tensor = tensor.to(dtype)
-            tensors[key] = tensor
+            tensors[key] = tensor.to(target)
+            del raw, tensor
     return tensors
 
 
