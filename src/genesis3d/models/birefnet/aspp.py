@@ -47,7 +47,9 @@ class ASPPDeformable(nn.Module):
             nn.BatchNorm2d(branch_channels),
             nn.ReLU(),
         )
-        self.conv1 = nn.Conv2d(branch_channels * (2 + len(kernel_sizes)), in_channels, 1, bias=False)
+        self.conv1 = nn.Conv2d(
+            branch_channels * (2 + len(kernel_sizes)), in_channels, 1, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.dropout = nn.Dropout(0.5)
 

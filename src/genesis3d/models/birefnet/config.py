@@ -77,7 +77,12 @@ class BiRefNetConfig:
             raise ConfigError(f"BiRefNet: window_size must be at least 1, got {self.window_size}")
         if self.mlp_ratio <= 0:
             raise ConfigError(f"BiRefNet: mlp_ratio must be positive, got {self.mlp_ratio}")
-        for name in ("decoder_channels", "aspp_channels", "input_block_channels", "gradient_channels"):
+        for name in (
+            "decoder_channels",
+            "aspp_channels",
+            "input_block_channels",
+            "gradient_channels",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"BiRefNet: {name} must be positive, got {getattr(self, name)}")
         if not self.aspp_kernel_sizes or any(k <= 0 or k % 2 == 0 for k in self.aspp_kernel_sizes):

@@ -49,7 +49,11 @@ def _geometry(
         )
     batch, channels, height, width = input.shape
     out_channels, group_channels, kernel_h, kernel_w = weight.shape
-    if group_channels == 0 or channels % group_channels or out_channels % (channels // group_channels):
+    if (
+        group_channels == 0
+        or channels % group_channels
+        or out_channels % (channels // group_channels)
+    ):
         raise InputError(
             f"deform_conv2d: weight {tuple(weight.shape)} does not fit {channels} input channels"
         )
@@ -99,7 +103,12 @@ def _sample_bilinear(
     inside = (y > -1) & (y < height) & (x > -1) & (x < width)
     y0i, x0i = y0.long(), x0.long()
     result = flat.new_zeros((batch, groups, group_channels, length), dtype=torch.float32)
-    for dy, dx, corner_weight in ((0, 0, hy * hx), (0, 1, hy * lx), (1, 0, ly * hx), (1, 1, ly * lx)):
+    for dy, dx, corner_weight in (
+        (0, 0, hy * hx),
+        (0, 1, hy * lx),
+        (1, 0, ly * hx),
+        (1, 1, ly * lx),
+    ):
         yy, xx = y0i + dy, x0i + dx
         valid = inside & (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
         index = yy.clamp(0, height - 1) * width + xx.clamp(0, width - 1)
@@ -152,7 +161,9 @@ def deform_conv2d(
     base_y = rows[:, None].expand(out_h, out_w).reshape(length)
     base_x = cols[None, :].expand(out_h, out_w).reshape(length)
     # (groups, O/groups, C/groups, kh, kw): each weight group sees its own input channels.
-    grouped_weight = weight.reshape(groups, out_channels // groups, group_channels, kernel_h, kernel_w)
+    grouped_weight = weight.reshape(
+        groups, out_channels // groups, group_channels, kernel_h, kernel_w
+    )
 
     output = torch.zeros(batch, groups, out_channels // groups, length, device=device)
     for tap in range(taps):
@@ -229,9 +240,9 @@ def reference_deform_conv2d(
                             y = oy * stride[0] - padding[0] + i * dilation[0] + dy
                             x = ox * stride[1] - padding[1] + j * dilation[1] + dx
                             scale = 1.0 if mask is None else float(mask[b, g * taps + tap, oy, ox])
-                            columns[b, g * per_offset_group : (g + 1) * per_offset_group, i, j, oy, ox] = (
-                                scale * _reference_bilinear(plane, y, x)
-                            )
+                            columns[
+                                b, g * per_offset_group : (g + 1) * per_offset_group, i, j, oy, ox
+                            ] = scale * _reference_bilinear(plane, y, x)
     output = torch.zeros(batch, out_channels, out_h, out_w, dtype=torch.float64)
     per_group_out = out_channels // groups
     for o in range(out_channels):

@@ -36,9 +36,7 @@ class Mlp(nn.Module):
 class SwinBlock(nn.Module):
     """Pre-norm (shifted-)window attention and MLP, each with a residual."""
 
-    def __init__(
-        self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float
-    ) -> None:
+    def __init__(self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float) -> None:
         super().__init__()
         self.window = window
         self.shift = shift
@@ -63,7 +61,9 @@ class SwinBlock(nn.Module):
             x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
         windows = window_partition(x, window).reshape(-1, window * window, channels)
         windows = self.attn(windows, mask if self.shift else None)
-        x = window_reverse(windows.reshape(-1, window, window, channels), window, padded_h, padded_w)
+        x = window_reverse(
+            windows.reshape(-1, window, window, channels), window, padded_h, padded_w
+        )
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
         x = x[:, :height, :width, :].reshape(batch, height * width, channels)
