@@ -12,7 +12,6 @@ from genesis3d.testing.parity import discover, run_case, run_keys
 OPEN = {
     "triposplat/export_ply": "activated scales differ from upstream in the last ulp for a few rows",
     "triposplat/export_splat": "activated scales differ from upstream in the last ulp for a few rows",
-    "triposplat/keys/birefnet.json": "BiRefNet is not implemented yet",
 }
 
 
