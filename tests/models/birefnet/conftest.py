@@ -34,3 +34,12 @@ def tiny_model(tiny_config) -> BiRefNet:
     model = BiRefNet(tiny_config).eval()
     randomize(model, seed=0)
     return model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: thread hand-offs cost more than they save, and on a busy machine far more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,7 +15,7 @@ def _pair(value):
 
 
 def _case(seed, *, channels, out, kernel, stride, padding, dilation, offset_groups=1, groups=1,
-          size=(7, 8), offset_scale=3.0):  # fmt: skip
+          size=(5, 7), offset_scale=3.0):  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     kh, kw = _pair(kernel)
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
@@ -59,7 +59,7 @@ def test_integer_and_border_offsets_match_the_twin():
     )
     choices = torch.tensor([-9.0, -2.0, -1.0, 0.0, 0.5, 1.0, 6.0, 7.0, 8.0])
     generator = torch.Generator().manual_seed(8)
-    offset = choices[torch.randint(len(choices), (2, 18, 7, 8), generator=generator)]
+    offset = choices[torch.randint(len(choices), (2, 18, 5, 7), generator=generator)]
     fast = deform_conv2d(x, offset, weight, bias, 1, 1, 1, mask)
     slow = reference_deform_conv2d(x, offset, weight, bias, 1, 1, 1, mask)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)

@@ -111,11 +111,12 @@ def relative_position_index(window: int) -> torch.Tensor:
     Pair (p, q) of a window with p = (y1, x1), q = (y2, x2) maps to
     ``(y1 - y2 + window - 1) * (2 * window - 1) + (x1 - x2 + window - 1)``.
     """
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-    ).flatten(1)
-    relative = coords[:, :, None] - coords[:, None, :] + (window - 1)
-    return relative[0] * (2 * window - 1) + relative[1]
+    # Always on the CPU: the values are real even when the module is built on the meta device.
+    token = torch.arange(window * window, device="cpu")
+    rows, cols = token // window, token % window
+    relative_rows = rows[:, None] - rows[None, :] + (window - 1)
+    relative_cols = cols[:, None] - cols[None, :] + (window - 1)
+    return relative_rows * (2 * window - 1) + relative_cols
 
 
 class WindowAttention(nn.Module):
