@@ -129,8 +129,11 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window - 1) ** 2, num_heads)
         )
+        index = relative_position_index(window)
+        if self.relative_position_bias_table.device.type != "meta":
+            index = index.to(self.relative_position_bias_table.device)
         # Persistent: the official checkpoint stores it.
-        self.register_buffer("relative_position_index", relative_position_index(window))
+        self.register_buffer("relative_position_index", index)
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
