@@ -239,6 +239,7 @@ def _official_modules(configs: dict[str, Any]) -> dict[str, Callable[[], nn.Modu
     flow = FlowModelConfig.from_args(configs["flow_model"]["args"])
     octree = OctreeDecoderConfig.from_args(configs["octree_decoder"]["args"])
     gs = GaussianDecoderConfig.from_args(configs["gaussian_decoder"]["args"])
+    from genesis3d.models.birefnet import BiRefNet, BiRefNetConfig
     from genesis3d.models.triposplat.encoders import DINOv3Config, DINOv3ViT, Flux2VAEEncoder
 
     dino = configs["dinov3"]["args"]
@@ -259,6 +260,7 @@ def _official_modules(configs: dict[str, Any]) -> dict[str, Callable[[], nn.Modu
         "decoder.json": lambda: OctreeGaussianDecoder(octree, gs),
         "octree_decoder.json": lambda: OctreeProbabilityFixedlenDecoder(octree),
         "gaussian_decoder.json": lambda: ElasticGaussianFixedlenDecoder(gs),
+        "birefnet.json": lambda: BiRefNet(BiRefNetConfig.from_dict(configs["birefnet"]["args"])),
     }
 
 

@@ -10,11 +10,6 @@ import torch
 
 from genesis3d.testing.parity import compare_bytes_with_math_floats, discover, run_case, run_keys
 
-# Known gaps, kept visible: strict, so a fix turns them into failures to remove here.
-OPEN = {
-    "triposplat/keys/birefnet.json": "BiRefNet is not implemented yet",
-}
-
 
 def _cases(fixtures):
     return discover([fixtures / "triposplat"])
@@ -41,8 +36,6 @@ def test_every_case_is_found(fixtures_dir):
 )
 def test_case(fixtures_dir, case):
     result = run_case(fixtures_dir / "triposplat" / case)
-    if result.name in OPEN:
-        pytest.xfail(OPEN[result.name])
     assert result.passed, result.detail
 
 
@@ -51,7 +44,7 @@ def test_key_inventories(fixtures_dir):
     names = {r.name for r in results}
     assert {"triposplat/keys/flow_model.json", "triposplat/keys/decoder.json",
             "triposplat/keys/dinov3_checkpoint.json", "triposplat/keys/flux2_vae_checkpoint.json"} <= names  # fmt: skip
-    failing = [f"{r.name}: {r.detail}" for r in results if not r.passed and r.name not in OPEN]
+    failing = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failing
 
 
