@@ -69,3 +69,17 @@ def write_tiny_triposplat(root: Path, seed: int = 0, dtype: torch.dtype = torch.
     vae["bn.running_var"] = torch.rand(128, generator=generator) + 0.5
     save(vae, "vae/flux2-vae.safetensors")
     return root
+
+
+def write_tiny_birefnet(root: Path, seed: int = 0, dtype: torch.dtype = torch.float16) -> Path:
+    """Write a tiny BiRefNet at ``background_removal/birefnet.safetensors`` under ``root``."""
+    from genesis3d.models.birefnet import BiRefNet, BiRefNetConfig
+
+    generator = torch.Generator().manual_seed(seed)
+    state = _randomise(BiRefNet(BiRefNetConfig.tiny()), generator)
+    path = root / "background_removal" / "birefnet.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}, str(path)
+    )
+    return path

@@ -9,7 +9,11 @@ import pytest
 from genesis3d.cli.main import main as cli_main
 from genesis3d.errors import ConfigError, WeightsError
 from genesis3d.io import load
-from genesis3d.pipelines.triposplat import TripoSplatParams, TripoSplatPipeline, prepare_picture
+from genesis3d.pipelines.triposplat import (
+    TripoSplatParams,
+    TripoSplatPipeline,
+    prepare_picture,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -77,13 +81,44 @@ def test_parameters_are_validated():
     assert TripoSplatParams.parse({"cfg": "2.5", "steps": "10"}).guidance_scale == 2.5
 
 
-def test_picture_without_alpha_needs_a_background_choice(tiny_triposplat, testdata_images):
+def test_picture_without_alpha_needs_birefnet_or_a_background_choice(
+    tiny_triposplat, testdata_images
+):
     photo = next(testdata_images.glob("*_rgb_white.png"))
     pipeline = TripoSplatPipeline.from_pretrained(tiny_triposplat, device="cpu")
     with pytest.raises((ConfigError, WeightsError), match="--bg auto"):
         pipeline(photo, gaussians=32768, steps=1)
     splats = pipeline(photo, background="auto", gaussians=32768, steps=1).splats
     assert len(splats.means) == 32768
+
+
+def test_picture_without_alpha_is_matted_by_birefnet(
+    tiny_triposplat, testdata_images, tmp_path, monkeypatch
+):
+    from genesis3d.models.triposplat import components
+    from tests.support.triposplat import write_tiny_birefnet
+
+    root = tmp_path / "ckpts"
+    shutil.copytree(tiny_triposplat, root)
+    write_tiny_birefnet(root)
+    mattes = []
+    original = components.matte
+
+    def recording(model, rgb):
+        alpha = original(model, rgb)
+        mattes.append((type(model).__name__, rgb, alpha))
+        return alpha
+
+    monkeypatch.setattr(components, "matte", recording)
+    photo = next(testdata_images.glob("*_rgb_white.png"))
+    pipeline = TripoSplatPipeline.from_pretrained(root, device="cpu", offload="model")
+    result = pipeline(photo, gaussians=32768, steps=1, seed=3)
+    assert len(result.splats.means) == 32768
+    # BiRefNet ran on the picture (short side 1024) and its matte framed the condition.
+    ((name, rgb, alpha),) = mattes
+    assert name == "BiRefNet" and min(rgb.shape[:2]) == 1024 and alpha.shape == rgb.shape[:2]
+    expected = prepare_picture(np.dstack([rgb, alpha]))[1]
+    np.testing.assert_array_equal(result.condition, expected)
 
 
 def test_prepare_picture_crops_square_around_the_object():

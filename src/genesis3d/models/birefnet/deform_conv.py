@@ -12,7 +12,8 @@ samples are contracted with the weight like a convolution. Offsets are laid out 
 lays them: channel ``g * 2K + 2k`` is the y offset and ``g * 2K + 2k + 1`` the x offset of tap
 ``k = i * kw + j`` in offset group ``g``; mask channel ``g * K + k`` is that tap's modulation.
 
-The fast version loops over the K taps and is vectorised over batch, channels and pixels; it
+The fast version loops over the K taps, samples each tap's positions for every channel with
+``grid_sample`` (same zero-outside rule) and contracts them with that tap's weight slice; it
 holds one (B, C, Ho*Wo) sample buffer at a time rather than torchvision's (C*K, Ho*Wo) columns.
 Sampling positions and interpolation weights are computed in float32 whatever the input
 dtype (in half precision a coordinate near 256 would be off by up to 1/8 of a pixel), and the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genesis3d.errors import InputError
@@ -83,39 +85,28 @@ def _geometry(
 
 
 def _sample_bilinear(
-    flat: torch.Tensor, y: torch.Tensor, x: torch.Tensor, height: int, width: int
+    planes: torch.Tensor, y: torch.Tensor, x: torch.Tensor, out_h: int, out_w: int
 ) -> torch.Tensor:
-    """Bilinear samples with zero outside the picture.
+    """Bilinear samples with zero outside the picture, through ``grid_sample``.
+
+    ``grid_sample`` with zero padding treats each of the four neighbours outside the picture
+    as zero, which is torchvision's rule; ``align_corners=False`` maps pixel coordinate p of
+    a side of n pixels to (2p + 1) / n - 1, which also holds for n = 1.
 
     Args:
-        flat: (B, G, Cg, H*W) input, G offset groups of Cg channels.
-        y, x: (B, G, L) float32 sample positions in pixels.
+        planes: (N, Cg, H, W) float32 input (N = batch * offset groups).
+        y, x: (N, Ho*Wo) float32 sample positions in pixels.
 
     Returns:
-        (B, G, Cg, L) float32.
+        (N, Cg, Ho*Wo) float32.
     """
-    batch, groups, group_channels, _ = flat.shape
-    length = y.shape[-1]
-    y0 = torch.floor(y)
-    x0 = torch.floor(x)
-    ly, lx = y - y0, x - x0
-    hy, hx = 1.0 - ly, 1.0 - lx
-    inside = (y > -1) & (y < height) & (x > -1) & (x < width)
-    y0i, x0i = y0.long(), x0.long()
-    result = flat.new_zeros((batch, groups, group_channels, length), dtype=torch.float32)
-    for dy, dx, corner_weight in (
-        (0, 0, hy * hx),
-        (0, 1, hy * lx),
-        (1, 0, ly * hx),
-        (1, 1, ly * lx),
-    ):
-        yy, xx = y0i + dy, x0i + dx
-        valid = inside & (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
-        index = yy.clamp(0, height - 1) * width + xx.clamp(0, width - 1)
-        index = index.unsqueeze(2).expand(batch, groups, group_channels, length)
-        values = torch.gather(flat, 3, index).float()
-        result += values * torch.where(valid, corner_weight, 0.0).unsqueeze(2)
-    return result
+    height, width = planes.shape[-2:]
+    grid = torch.stack([(2 * x + 1) / width - 1, (2 * y + 1) / height - 1], dim=-1)
+    grid = grid.reshape(planes.shape[0], out_h, out_w, 2)
+    samples = F.grid_sample(
+        planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return samples.reshape(planes.shape[0], planes.shape[1], out_h * out_w)
 
 
 def deform_conv2d(
@@ -153,9 +144,9 @@ def deform_conv2d(
     taps, length = kernel_h * kernel_w, out_h * out_w
     device = input.device
 
-    flat = input.reshape(batch, offset_groups, channels // offset_groups, height * width)
-    offsets = offset.float().reshape(batch, offset_groups, taps, 2, length)
-    masks = None if mask is None else mask.float().reshape(batch, offset_groups, taps, 1, length)
+    planes = input.float().reshape(batch * offset_groups, channels // offset_groups, height, width)
+    offsets = offset.float().reshape(batch * offset_groups, taps, 2, length)
+    masks = None if mask is None else mask.float().reshape(batch * offset_groups, taps, 1, length)
     rows = torch.arange(out_h, device=device, dtype=torch.float32) * stride[0] - padding[0]
     cols = torch.arange(out_w, device=device, dtype=torch.float32) * stride[1] - padding[1]
     base_y = rows[:, None].expand(out_h, out_w).reshape(length)
@@ -165,16 +156,18 @@ def deform_conv2d(
         groups, out_channels // groups, group_channels, kernel_h, kernel_w
     )
 
+    # One contiguous (groups, O/g, Cg) weight slice per tap: each tap is one wide GEMM.
+    tap_weights = grouped_weight.permute(3, 4, 0, 1, 2).contiguous()
     output = torch.zeros(batch, groups, out_channels // groups, length, device=device)
     for tap in range(taps):
         i, j = divmod(tap, kernel_w)
-        y = base_y + i * dilation[0] + offsets[:, :, tap, 0]
-        x = base_x + j * dilation[1] + offsets[:, :, tap, 1]
-        samples = _sample_bilinear(flat, y, x, height, width)
+        y = base_y + i * dilation[0] + offsets[:, tap, 0]
+        x = base_x + j * dilation[1] + offsets[:, tap, 1]
+        samples = _sample_bilinear(planes, y, x, out_h, out_w)
         if masks is not None:
-            samples = samples * masks[:, :, tap]
+            samples = samples * masks[:, tap]
         samples = samples.reshape(batch, groups, group_channels, length).to(input.dtype)
-        output += torch.matmul(grouped_weight[:, :, :, i, j], samples).float()
+        output += torch.matmul(tap_weights[i, j], samples).float()
     output = output.reshape(batch, out_channels, out_h, out_w)
     if bias is not None:
         output = output + bias.float().reshape(1, out_channels, 1, 1)

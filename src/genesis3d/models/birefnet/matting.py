@@ -60,7 +60,7 @@ def predict_alpha(model: nn.Module, rgb: np.ndarray, *, size: int = DEFAULT_SIZE
     weight = next(model.parameters())
     device, dtype = weight.device, weight.dtype
     with torch.inference_mode():
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
+        image = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).to(device)
         image = image.permute(2, 0, 1).unsqueeze(0).float() / 255.0
         image = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=True)
         mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)

@@ -100,9 +100,10 @@ def build_module(name: str, header: dict[str, Any], source: str) -> nn.Module:
 
         return build_flux2_vae_encoder(header, source)
     if name == "birefnet":
-        from genesis3d.models.triposplat.encoders import build_birefnet
+        from genesis3d.models.birefnet import BiRefNet
+        from genesis3d.models.birefnet.checkpoint import config_from_header
 
-        return build_birefnet(header, source)
+        return BiRefNet(config_from_header(header, source))
     raise KeyError(name)
 
 
@@ -240,6 +241,6 @@ def vae_features(vae: nn.Module, pixels: torch.Tensor, generator: torch.Generato
 
 def matte(birefnet: nn.Module, rgb: np.ndarray) -> np.ndarray:
     """(H, W) uint8 alpha of an (H, W, 3) uint8 picture."""
-    from genesis3d.models.triposplat.encoders import birefnet_alpha
+    from genesis3d.models.birefnet import predict_alpha
 
-    return birefnet_alpha(birefnet, rgb)
+    return predict_alpha(birefnet, rgb)

@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genesis3d.errors import ConfigError, WeightsError
+from genesis3d.errors import WeightsError
 from genesis3d.nn.attention import attention
 from genesis3d.nn.norms import layer_norm_fp32
 from genesis3d.nn.rope import apply_half_rotary
@@ -379,19 +378,3 @@ def encode_feature2(
     tokens = z.flatten(2).transpose(1, 2)
     zeros = tokens.new_zeros(tokens.shape[0], PREFIX_TOKENS, tokens.shape[2])
     return torch.cat([zeros, tokens], dim=1)
-
-
-# --------------------------------------------------------------------------- BiRefNet
-
-
-def build_birefnet(header: Mapping[str, Any], source: str) -> nn.Module:
-    raise ConfigError(
-        "the picture has no transparency and BiRefNet background removal is not part of this "
-        "version of genesis3d yet; pass a picture with an alpha matte, or choose --bg auto "
-        "(object on a plain backdrop) or --bg rembg"
-    )
-
-
-def birefnet_alpha(model: nn.Module, rgb: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 alpha of an (H, W, 3) uint8 picture (not available yet, see build_birefnet)."""
-    raise ConfigError("BiRefNet background removal is not part of this version of genesis3d yet")
