@@ -63,3 +63,30 @@ def test_from_dict_names_unknown_keys():
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         BiRefNetConfig().window_size = 7  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        BiRefNetConfig(),
+        BiRefNetConfig.tiny(),
+        BiRefNetConfig(
+            embed_dim=16, depths=(1, 2, 3, 1), num_heads=(1, 2, 4, 8), window_size=7,
+            mlp_ratio=2.0, aspp_kernel_sizes=(1, 3), context_levels=1,
+        ),
+    ],
+)  # fmt: skip
+def test_config_is_read_off_the_tensor_shapes(config):
+    from genesis3d.models.birefnet.checkpoint import config_from_header
+
+    with torch.device("meta"):
+        state = BiRefNet(config).state_dict()
+    assert config_from_header(state) == config
+
+
+def test_a_file_of_another_network_is_named():
+    from genesis3d.errors import WeightsError
+    from genesis3d.models.birefnet.checkpoint import config_from_header
+
+    with pytest.raises(WeightsError, match="lacks bb.patch_embed.proj.weight"):
+        config_from_header({"encoder.conv_in.weight": torch.zeros(1)}, "x.safetensors")
