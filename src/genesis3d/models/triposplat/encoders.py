@@ -215,11 +215,11 @@ def encode_feature1(dino: DINOv3ViT, pixels: torch.Tensor) -> torch.Tensor:
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, groups: int = 32) -> None:
         super().__init__()
-        self.norm1 = nn.GroupNorm(32, in_channels, eps=1e-6)
+        self.norm1 = nn.GroupNorm(groups, in_channels, eps=1e-6)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = nn.GroupNorm(32, out_channels, eps=1e-6)
+        self.norm2 = nn.GroupNorm(groups, out_channels, eps=1e-6)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         if in_channels != out_channels:
             self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1)
@@ -241,10 +241,12 @@ class Downsample(nn.Module):
 
 
 class DownBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, layers: int, downsample: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, layers: int, downsample: bool, groups: int = 32
+    ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
-            ResnetBlock(in_channels if i == 0 else out_channels, out_channels)
+            ResnetBlock(in_channels if i == 0 else out_channels, out_channels, groups)
             for i in range(layers)
         )
         if downsample:
@@ -261,9 +263,9 @@ class DownBlock(nn.Module):
 class SpatialSelfAttention(nn.Module):
     """Single-head self-attention over all pixels (GroupNorm pre-norm, residual)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, groups: int = 32) -> None:
         super().__init__()
-        self.group_norm = nn.GroupNorm(32, channels, eps=1e-6)
+        self.group_norm = nn.GroupNorm(groups, channels, eps=1e-6)
         self.to_q = nn.Linear(channels, channels)
         self.to_k = nn.Linear(channels, channels)
         self.to_v = nn.Linear(channels, channels)
@@ -278,12 +280,12 @@ class SpatialSelfAttention(nn.Module):
 
 
 class MidBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, groups: int = 32) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
-            [ResnetBlock(channels, channels), ResnetBlock(channels, channels)]
+            [ResnetBlock(channels, channels, groups), ResnetBlock(channels, channels, groups)]
         )
-        self.attentions = nn.ModuleList([SpatialSelfAttention(channels)])
+        self.attentions = nn.ModuleList([SpatialSelfAttention(channels, groups)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.resnets[0](x)
@@ -292,15 +294,17 @@ class MidBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, channels: tuple[int, ...], layers: int, latent_channels: int) -> None:
+    def __init__(
+        self, channels: tuple[int, ...], layers: int, latent_channels: int, groups: int = 32
+    ) -> None:
         super().__init__()
         self.conv_in = nn.Conv2d(3, channels[0], 3, padding=1)
         self.down_blocks = nn.ModuleList(
-            DownBlock(channels[max(i - 1, 0)], c, layers, i < len(channels) - 1)
+            DownBlock(channels[max(i - 1, 0)], c, layers, i < len(channels) - 1, groups)
             for i, c in enumerate(channels)
         )
-        self.mid_block = MidBlock(channels[-1])
-        self.conv_norm_out = nn.GroupNorm(32, channels[-1], eps=1e-6)
+        self.mid_block = MidBlock(channels[-1], groups)
+        self.conv_norm_out = nn.GroupNorm(groups, channels[-1], eps=1e-6)
         self.conv_out = nn.Conv2d(channels[-1], 2 * latent_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -322,17 +326,22 @@ class LatentStatistics(nn.Module):
 
 
 class Flux2VAEEncoder(nn.Module):
-    """FLUX.2 VAE encoder, ``quant_conv`` and latent statistics."""
+    """FLUX.2 VAE encoder, ``quant_conv`` and latent statistics.
+
+    ``norm_groups`` is diffusers' ``norm_num_groups`` (32 in the released VAE). GroupNorm
+    weights are per channel, so it cannot be read off a file.
+    """
 
     def __init__(
         self,
         channels: tuple[int, ...] = (128, 256, 512, 512),
         layers: int = 2,
         latent_channels: int = 32,
+        norm_groups: int = 32,
     ) -> None:
         super().__init__()
         self.latent_channels = latent_channels
-        self.encoder = Encoder(channels, layers, latent_channels)
+        self.encoder = Encoder(channels, layers, latent_channels, norm_groups)
         self.quant_conv = nn.Conv2d(2 * latent_channels, 2 * latent_channels, 1)
         self.bn = LatentStatistics(4 * latent_channels)
 
@@ -341,7 +350,9 @@ class Flux2VAEEncoder(nn.Module):
         return self.quant_conv(self.encoder(x.to(self.quant_conv.weight.dtype)))
 
 
-def build_flux2_vae_encoder(header: Mapping[str, Any], source: str) -> Flux2VAEEncoder:
+def build_flux2_vae_encoder(
+    header: Mapping[str, Any], source: str, *, norm_groups: int = 32
+) -> Flux2VAEEncoder:
     blocks = _count(header, "encoder.down_blocks.")
     channels = tuple(
         _need(header, f"encoder.down_blocks.{i}.resnets.0.conv1.weight", source)[0]
@@ -349,7 +360,11 @@ def build_flux2_vae_encoder(header: Mapping[str, Any], source: str) -> Flux2VAEE
     )
     layers = _count(header, "encoder.down_blocks.0.resnets.")
     latent = _need(header, "encoder.conv_out.weight", source)[0] // 2
-    return Flux2VAEEncoder(channels, layers, latent)
+    if any(c % norm_groups for c in channels):
+        raise ConfigError(
+            f"{source}: GroupNorm with {norm_groups} groups does not divide the channels {channels}"
+        )
+    return Flux2VAEEncoder(channels, layers, latent, norm_groups)
 
 
 def patchify(z: torch.Tensor) -> torch.Tensor:
