@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -58,6 +59,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI):
         if start_workers:
             pool.start()
+        # Import the pipeline modules now rather than on the first request that needs them.
+        threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
         try:
             yield
         finally:
@@ -109,6 +112,14 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     return app
+
+
+def _warm_up() -> None:
+    from genesis3d.registry import FAMILIES
+    from genesis3d.server.routes import default_params
+
+    for name in FAMILIES:
+        default_params(name)
 
 
 def _error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import secrets
@@ -103,10 +104,18 @@ def models() -> list[ModelOut]:
                 available=status.available,
                 reason=status.reason,
                 description=family.description,
-                default_params=api.default_params(family.name) if is_implemented(family) else {},
+                default_params=default_params(family.name),
             )
         )
     return rows
+
+
+@functools.cache
+def default_params(model: str) -> dict[str, Any]:
+    """A family's default parameters ({} for a family this version does not ship), cached:
+    the first call imports the family's pipeline module."""
+    family = get_family(model)
+    return api.default_params(family.name) if is_implemented(family) else {}
 
 
 @router.post(
