@@ -44,6 +44,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "weights": {"pipelines", "server", "api", "cli"},
     "pipelines": {"server", "api", "cli"},
     "api": {"server", "cli"},
+    # The server reaches models only through the api verbs.
+    "server": {"cli", "models", "pipelines", "nn", "schedulers", "weights", "geometry"},
     "assets": {"models", "pipelines", "server", "api", "cli", "geometry", "io"},
     "errors": {"models", "pipelines", "server", "api", "cli", "geometry", "io", "assets"},
 }

@@ -63,6 +63,31 @@ def load_pipeline(
     return cls(device=device, dtype=dtype)
 
 
+def validate_params(model: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check a family's parameters without loading the pipeline (the same rules as a call).
+
+    Args:
+        model: registry name.
+        params: family-specific parameters, e.g. ``{"resolution": 192}``.
+
+    Returns:
+        Every parameter of the family, the given ones validated and the others at their
+        defaults, as a JSON-serialisable dict.
+
+    Raises:
+        UnknownModelError, ConfigError: naming the parameter, what is accepted and what came.
+    """
+    import dataclasses
+
+    cls = pipeline_class(get_family(model))
+    return dataclasses.asdict(cls.parse_params(dict(params)))
+
+
+def default_params(model: str) -> dict[str, Any]:
+    """The default parameters of a family, as a JSON-serialisable dict."""
+    return validate_params(model, {})
+
+
 def run(
     image: Any,
     *,

@@ -522,6 +522,113 @@ def models_verify(
         raise typer.Exit(code=3)
 
 
+SERVER_INSTALL = "pip install 'genesis3d[server]'"
+
+
+@app.command()
+def serve(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the job database, pictures, artifacts and token (GENESIS_WORKSPACE; default ./genesis-studio)."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (GENESIS_HOST; default 127.0.0.1). Anything but loopback needs the bearer token."
+        ),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (GENESIS_PORT; default 8765).")] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated devices of the workers, e.g. cuda:0,cuda:1 (GENESIS_DEVICES; default auto)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (GENESIS_WORKERS; default 1).")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Job store URL, e.g. postgresql+psycopg://user@host/db (GENESIS_DATABASE_URL; default SQLite in the workspace)."
+        ),
+    ] = None,
+    max_queue: Annotated[
+        int | None,
+        typer.Option(
+            help="Queued jobs beyond which submits get 429 (GENESIS_MAX_QUEUE; default 100)."
+        ),
+    ] = None,
+    max_upload_bytes: Annotated[
+        int | None,
+        typer.Option(help="Largest picture file (GENESIS_MAX_UPLOAD_BYTES; default 20 MiB)."),
+    ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Largest picture in pixels (GENESIS_MAX_PIXELS; default 40 million)."),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            help="Attempts of a job whose worker dies before it fails (GENESIS_MAX_ATTEMPTS; default 3)."
+        ),
+    ] = None,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a worker's claim lasts without a heartbeat (GENESIS_LEASE_SECONDS; default 30)."
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Allow this browser origin (repeatable; GENESIS_CORS_ORIGINS; default none: CORS off)."
+        ),
+    ] = None,
+) -> None:
+    """Run the Genesis studio server: a job queue, worker processes and a REST API.
+
+    The bearer token (GENESIS_TOKEN, or generated on first start and kept in the
+    workspace) is required whenever the server listens on anything but loopback.
+    """
+    from genesis3d.errors import require
+
+    for module in ("fastapi", "uvicorn", "sqlalchemy", "multipart"):
+        require(module, feature="genesis3d serve", install=SERVER_INSTALL)
+    from genesis3d.server.app import resolve_token, run_server
+    from genesis3d.server.settings import load_settings
+
+    settings = load_settings(
+        {
+            "workspace": workspace,
+            "host": host,
+            "port": port,
+            "devices": devices.split(",") if devices else None,
+            "workers": workers,
+            "database_url": database_url,
+            "max_queue": max_queue,
+            "max_upload_bytes": max_upload_bytes,
+            "max_pixels": max_pixels,
+            "max_attempts": max_attempts,
+            "lease_seconds": lease_seconds,
+            "cors_origins": cors_origin,
+        }
+    )
+    settings, created = resolve_token(settings)
+    err = _stderr()
+    if created:
+        err.print(
+            f"generated the access token (shown once, kept in {settings.workspace / 'token'}):"
+        )
+        err.print(settings.token, markup=False, emoji=False)
+    err.print(
+        f"Genesis studio on http://{settings.host}:{settings.port} with {settings.workers} worker(s); data in {settings.workspace}"
+    )
+    run_server(settings)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``genesis3d`` command."""
     try:

@@ -53,6 +53,20 @@ class Pipeline(ABC):
     name: ClassVar[str]
     #: the kinds of asset the family can produce, the primary one first
     outputs: ClassVar[tuple[OutputKind, ...]]
+    #: frozen dataclass of the family's parameters; its defaults are the family's defaults
+    params_class: ClassVar[type]
+
+    @classmethod
+    def parse_params(cls, params: dict[str, Any]) -> Any:
+        """Validate family-specific parameters without loading anything.
+
+        Returns:
+            An instance of :attr:`params_class`.
+
+        Raises:
+            ConfigError: naming the unknown or out-of-range parameter and what is accepted.
+        """
+        return cls.params_class(**params)
 
     @abstractmethod
     def __call__(

@@ -83,6 +83,16 @@ class InflatePipeline(Pipeline):
 
     name: ClassVar[str] = "inflate"
     outputs: ClassVar[tuple[OutputKind, ...]] = ("mesh", "splats")
+    params_class: ClassVar[type] = InflateParams
+
+    @classmethod
+    def parse_params(cls, params: dict[str, Any]) -> InflateParams:
+        unknown = set(params) - set(InflateParams.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(
+                f"inflate has no parameter {', '.join(sorted(unknown))}; it takes {', '.join(InflateParams.__dataclass_fields__)}"
+            )
+        return InflateParams(**params)
 
     def __init__(self, device: str | None = None, dtype: str | None = None) -> None:
         # NumPy on the CPU whatever the device: the work is small and has no GPU kernel.
@@ -100,12 +110,7 @@ class InflatePipeline(Pipeline):
         progress: ProgressCallback | None = None,
         **params: Any,
     ) -> Generation:
-        unknown = set(params) - set(InflateParams.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(
-                f"inflate has no parameter {', '.join(sorted(unknown))}; it takes {', '.join(InflateParams.__dataclass_fields__)}"
-            )
-        settings = InflateParams(**params)
+        settings = self.parse_params(params)
         wanted = tuple(outputs) if outputs else ("mesh",)
         for kind in wanted:
             if kind not in self.outputs:

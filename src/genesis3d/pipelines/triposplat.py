@@ -168,6 +168,11 @@ class TripoSplatPipeline(Pipeline):
 
     name: ClassVar[str] = "triposplat"
     outputs: ClassVar[tuple[OutputKind, ...]] = ("splats",)
+    params_class: ClassVar[type] = TripoSplatParams
+
+    @classmethod
+    def parse_params(cls, params: dict[str, Any]) -> TripoSplatParams:
+        return TripoSplatParams.parse(params)
 
     def __init__(self, store: parts.ComponentStore) -> None:
         self.store = store
@@ -208,7 +213,7 @@ class TripoSplatPipeline(Pipeline):
         progress: ProgressCallback | None = None,
         **params: Any,
     ) -> Generation:
-        settings = TripoSplatParams.parse(params)
+        settings = self.parse_params(params)
         for kind in outputs or ("splats",):
             if kind != "splats":
                 raise ConfigError(

@@ -1,0 +1,349 @@
+"""The REST routes: thin, each one a store call and a response model."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import secrets
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from genesis3d import api
+from genesis3d.errors import ConfigError
+from genesis3d.io import FORMATS
+from genesis3d.registry import FAMILIES, availability, get_family, is_implemented
+from genesis3d.server.jobs import plan_artifacts
+from genesis3d.server.schemas import ErrorResponse, Health, JobList, JobOut, ModelOut, WorkerOut
+from genesis3d.server.settings import Settings
+from genesis3d.server.store import TERMINAL, JobNotFound, JobStore, QueueFull
+from genesis3d.server.uploads import check_picture
+from genesis3d.server.workspace import Workspace
+
+_bearer = HTTPBearer(auto_error=False, description="the token printed on the server's first start")
+
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 hex digits)")]
+EVENT_POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 15.0
+
+MEDIA_TYPES = {"glb": "model/gltf-binary", "ply": "application/x-ply"}
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Refuse requests without the bearer token when the server has one (any host but loopback)."""
+    token = request.app.state.settings.token
+    if token is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401,
+            "this server needs `Authorization: Bearer TOKEN`; the token was printed on its first "
+            "start and is kept in the file `token` of its workspace",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+_errors: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 415, 422, 429)
+}
+router = APIRouter(prefix="/api", responses={401: {"model": ErrorResponse}})
+protected = [Depends(require_token)]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _store(request: Request) -> JobStore:
+    return request.app.state.store
+
+
+def _workspace(request: Request) -> Workspace:
+    return request.app.state.workspace
+
+
+@router.get("/health", response_model=Health, tags=["server"])
+def health(request: Request) -> Health:
+    """Liveness, job counts per status and the worker processes (no token needed)."""
+    from genesis3d import __version__
+
+    return Health(
+        status="ok",
+        version=__version__,
+        jobs=_store(request).counts(),
+        workers=[WorkerOut(**item) for item in request.app.state.pool.workers()],  # type: ignore[arg-type]
+    )
+
+
+@router.get("/models", response_model=list[ModelOut], dependencies=protected, tags=["models"])
+def models() -> list[ModelOut]:
+    """The model families, whether each can run here (and why not), and their default parameters."""
+    rows = []
+    for family in FAMILIES.values():
+        status = availability(family)
+        rows.append(
+            ModelOut(
+                name=family.name,
+                title=family.title,
+                task=family.task,
+                outputs=list(family.outputs),
+                formats=[
+                    name for name, spec in FORMATS.items() if set(spec.kinds) & set(family.outputs)
+                ],
+                license=family.license,
+                available=status.available,
+                reason=status.reason,
+                description=family.description,
+                default_params=default_params(family.name),
+            )
+        )
+    return rows
+
+
+@functools.cache
+def default_params(model: str) -> dict[str, Any]:
+    """A family's default parameters ({} for a family this version does not ship), cached:
+    the first call imports the family's pipeline module."""
+    family = get_family(model)
+    return api.default_params(family.name) if is_implemented(family) else {}
+
+
+@router.post(
+    "/jobs",
+    response_model=JobOut,
+    status_code=201,
+    dependencies=protected,
+    responses={code: _errors[code] for code in (413, 415, 422, 429)},
+    tags=["jobs"],
+)
+async def submit(
+    request: Request,
+    image: Annotated[UploadFile, File(description="the picture: PNG, JPEG or WebP")],
+    model: Annotated[str, Form(description="model family, see GET /api/models")] = "inflate",
+    params: Annotated[
+        str, Form(description='JSON object of model parameters, e.g. {"resolution": 96}')
+    ] = "{}",
+    seed: Annotated[int, Form(ge=0, le=2**63 - 1)] = 0,
+    formats: Annotated[
+        str, Form(description="comma-separated artifact formats (glb, ply, splat, spz)")
+    ] = "",
+    background: Annotated[
+        Literal["alpha", "auto", "rembg"] | None,
+        Form(description="background removal; default: alpha when the picture has one"),
+    ] = None,
+    size: Annotated[float | None, Form(gt=0, le=1000, description="longest side in metres")] = None,
+    pivot: Annotated[Literal["center", "bottom", "keep"], Form()] = "center",
+) -> JobOut:
+    """Queue a job: validate the model's parameters and the picture (by content), store both."""
+    settings, store, workspace = _settings(request), _store(request), _workspace(request)
+    family = get_family(model)
+    status = availability(family)
+    if not status.available:
+        raise ConfigError(f"model {family.name} cannot run on this server: {status.reason}")
+    try:
+        given = json.loads(params)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f'params must be a JSON object such as {{"resolution": 96}}, got {params[:80]!r} ({error.msg})'
+        ) from None
+    if not isinstance(given, dict):
+        raise ConfigError(f"params must be a JSON object, got {type(given).__name__}")
+    wanted = [item.strip().lower().lstrip(".") for item in formats.split(",") if item.strip()]
+    plan = plan_artifacts(family, wanted)
+    validated = await run_in_threadpool(api.validate_params, family.name, given)
+    data = await image.read(settings.max_upload_bytes + 1)
+    picture = await run_in_threadpool(
+        check_picture, data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels
+    )
+    retry_after = await run_in_threadpool(_retry_after, store, settings)
+
+    def _store_and_submit():
+        name = workspace.store_picture(picture.sha256, picture.extension, picture.data)
+        try:
+            return store.submit(
+                max_queue=settings.max_queue,
+                retry_after=retry_after,
+                model=family.name,
+                params=validated,
+                seed=seed,
+                formats=[fmt for _, fmt, _ in plan],
+                background=background,
+                size=size,
+                pivot=pivot,
+                picture=name,
+                picture_name=(image.filename or "picture")[:255],
+                picture_width=picture.width,
+                picture_height=picture.height,
+                max_attempts=settings.max_attempts,
+            )
+        except QueueFull:
+            workspace.remove_picture(name, store.picture_in_use)
+            raise
+
+    job = await run_in_threadpool(_store_and_submit)
+    return JobOut.from_job(job)
+
+
+def _retry_after(store: JobStore, settings: Settings) -> int:
+    mean = store.mean_run_seconds() or 5.0
+    return max(1, min(600, math.ceil(mean / max(settings.workers, 1))))
+
+
+@router.get("/jobs", response_model=JobList, dependencies=protected, tags=["jobs"])
+def list_jobs(
+    request: Request,
+    status: Annotated[
+        Literal["queued", "running", "completed", "failed", "cancelled"] | None, Query()
+    ] = None,
+    model: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobList:
+    """Jobs, newest first, filtered by status and model, a page at a time."""
+    jobs, total = _store(request).list(status=status, model=model, limit=limit, offset=offset)
+    return JobList(
+        items=[JobOut.from_job(job) for job in jobs], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    dependencies=protected,
+    responses={404: _errors[404]},
+    tags=["jobs"],
+)
+def get_job(request: Request, job_id: JobId) -> JobOut:
+    """One job: status, stage and step, timings, error, artifacts."""
+    return JobOut.from_job(_store(request).get(job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    dependencies=protected,
+    responses={404: _errors[404], 409: _errors[409]},
+    tags=["jobs"],
+)
+def cancel_job(request: Request, job_id: JobId) -> JobOut:
+    """Cancel a queued job at once, or a running one at its next step (``cancel_requested``)."""
+    return JobOut.from_job(_store(request).cancel(job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=JobOut,
+    dependencies=protected,
+    responses={404: _errors[404], 409: _errors[409], 429: _errors[429]},
+    tags=["jobs"],
+)
+def retry_job(request: Request, job_id: JobId) -> JobOut:
+    """Queue a failed or cancelled job again, attempts counted afresh."""
+    store, settings = _store(request), _settings(request)
+    return JobOut.from_job(
+        store.retry(job_id, max_queue=settings.max_queue, retry_after=_retry_after(store, settings))
+    )
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=protected,
+    responses={404: _errors[404], 409: _errors[409]},
+    tags=["jobs"],
+)
+def delete_job(request: Request, job_id: JobId) -> Response:
+    """Delete a job that is not running, with its artifacts (and its picture if no job uses it)."""
+    store, workspace = _store(request), _workspace(request)
+    job = store.delete(job_id)
+    workspace.remove_job_files(job.id)
+    workspace.remove_picture(job.picture, store.picture_in_use)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts/{name}",
+    response_class=FileResponse,
+    dependencies=protected,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the artifact file"},
+        404: _errors[404],
+    },
+    tags=["jobs"],
+)
+def download_artifact(
+    request: Request, job_id: JobId, name: Annotated[str, Path(max_length=64)]
+) -> FileResponse:
+    """Download one artifact of a completed job, by the name listed in its ``artifacts``."""
+    job = _store(request).get(job_id)
+    # The file path comes from the job's own record, never from the request.
+    match = next((item for item in job.artifacts if item["name"] == name), None)
+    if match is None:
+        listed = ", ".join(item["name"] for item in job.artifacts) or "none yet"
+        raise HTTPException(
+            404, f"job {job_id} has no artifact {name!r}; it has: {listed} (status {job.status})"
+        )
+    path = _workspace(request).artifact_path(match["path"])
+    if not path.is_file():
+        raise HTTPException(404, f"the file of artifact {name!r} is missing from the workspace")
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(match["format"], "application/octet-stream"),
+        filename=f"{job.id[:8]}-{match['name']}",
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    dependencies=protected,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`event: job` with a JobOut on every change; `event: end` once the job ends",
+        },
+        404: _errors[404],
+    },
+    tags=["jobs"],
+)
+async def job_events(request: Request, job_id: JobId) -> StreamingResponse:
+    """Live progress as Server-Sent Events, until the job is completed, failed or cancelled."""
+    store = _store(request)
+    await run_in_threadpool(store.get, job_id)  # 404 before the stream starts
+
+    async def stream():
+        last, last_sent = "", time.monotonic()
+        while not await request.is_disconnected():
+            try:
+                job = await run_in_threadpool(store.get, job_id)
+            except JobNotFound:
+                yield f"event: deleted\ndata: {json.dumps({'id': job_id})}\n\n"
+                return
+            data = JobOut.from_job(job).model_dump_json()
+            if data != last:
+                yield f"event: job\ndata: {data}\n\n"
+                last, last_sent = data, time.monotonic()
+            if job.status in TERMINAL:
+                yield f"event: end\ndata: {json.dumps({'id': job_id, 'status': job.status})}\n\n"
+                return
+            if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

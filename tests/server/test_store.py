@@ -1,0 +1,169 @@
+"""The job store's leases and the settings, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sqlalchemy", reason="the server extra is not installed")
+
+from genesis3d.errors import ConfigError  # noqa: E402
+from genesis3d.server.settings import Settings, load_settings  # noqa: E402
+from genesis3d.server.store import JobConflict, JobStore, QueueFull  # noqa: E402
+
+FIELDS = dict(
+    model="inflate",
+    params={},
+    seed=0,
+    formats=["glb"],
+    background=None,
+    size=None,
+    pivot="center",
+    picture="0" * 64 + ".png",
+    picture_name="x.png",
+    picture_width=8,
+    picture_height=8,
+)
+
+
+def exercise(store: JobStore) -> None:
+    """Claim with a lease, heartbeat, losing the lease, reaping, finishing once, the queue bound."""
+    first = store.submit(max_queue=2, retry_after=1, max_attempts=2, **FIELDS)
+    second = store.submit(max_queue=2, retry_after=1, max_attempts=1, **FIELDS)
+    with pytest.raises(QueueFull):
+        store.submit(max_queue=2, retry_after=1, max_attempts=1, **FIELDS)
+    claimed = store.claim("host:1", lease_seconds=0.5)
+    assert claimed.id == first.id and claimed.attempts == 1 and claimed.status == "running"
+    assert store.heartbeat(claimed, "host:1", 0.5) is False
+    assert store.claim("host:2", lease_seconds=0.5).id == second.id
+    assert store.claim("host:3", lease_seconds=0.5) is None
+    time.sleep(0.6)
+    assert store.reap_expired() == 2  # first back to the queue, second out of attempts
+    assert store.get(second.id).status == "failed"
+    assert store.get(second.id).error_type == "WorkerLost"
+    assert store.get(first.id).status == "queued"
+    # The presumed-dead worker cannot write any more.
+    assert store.heartbeat(claimed, "host:1", 0.5) is None
+    assert store.finish(claimed, "host:1", "completed") is False
+    again = store.claim("host:4", lease_seconds=30)
+    assert again.id == first.id and again.attempts == 2
+    assert store.progress(again, "host:4", "geometry", 1, 2) is False
+    store.cancel(first.id)
+    assert store.progress(again, "host:4", "geometry", 2, 2) is True
+    assert store.finish(again, "host:4", "cancelled", error="cancelled on request") is True
+    with pytest.raises(JobConflict):
+        store.cancel(first.id)
+    assert store.retry(first.id, max_queue=2, retry_after=1).attempts == 0
+    jobs, total = store.list(status="queued")
+    assert total == 1 and jobs[0].id == first.id
+    assert store.counts()["failed"] == 1
+
+
+def test_store_on_sqlite(tmp_path):
+    store = JobStore(f"sqlite:///{tmp_path / 'studio.db'}")
+    try:
+        exercise(store)
+    finally:
+        store.close()
+
+
+def _postgres_binaries() -> Path | None:
+    found = shutil.which("initdb") or shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server (initdb + pg_ctl in a temporary folder, run unprivileged)."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    # Not under pytest's folder: that one is private to the test user, PostgreSQL may run as another.
+    folder = Path(tempfile.mkdtemp(prefix="genesis-postgres-"))
+    data = folder / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        runner = shutil.which("runuser")
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+        if runner is None:
+            pytest.skip("running as root and runuser is missing")
+        shutil.chown(folder, "postgres")
+        os.chmod(folder, 0o755)
+        prefix = [runner, "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run(
+        [*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "genesis", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            *prefix,
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(folder / "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://genesis@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_store_on_postgresql(postgres_url):
+    store = JobStore(postgres_url)
+    try:
+        exercise(store)
+    finally:
+        store.close()
+
+
+def test_settings_from_flags_and_environment(tmp_path):
+    environ = {
+        "GENESIS_WORKSPACE": str(tmp_path),
+        "GENESIS_PORT": "9000",
+        "GENESIS_DEVICES": "cuda:0, cuda:1",
+        "GENESIS_LEASE_SECONDS": "12.5",
+    }
+    settings = load_settings({"port": 9100, "workers": None}, environ)
+    assert settings.port == 9100 and settings.workspace == tmp_path  # a flag beats the environment
+    assert settings.devices == ("cuda:0", "cuda:1") and settings.lease_seconds == 12.5
+    assert settings.loopback and not Settings(host="0.0.0.0").loopback
+    assert settings.resolved_database_url.endswith("studio.db")
+    with pytest.raises(ConfigError, match="GENESIS_PORT must be a whole number, got 'x'"):
+        load_settings({}, {"GENESIS_PORT": "x"})
+    with pytest.raises(ConfigError, match="max_queue must be an integer between 1"):
+        load_settings({"max_queue": 0}, {})
+    with pytest.raises(ConfigError, match="token must be at least 16"):
+        Settings(token="short")
