@@ -1,0 +1,222 @@
+"""Decimate a triangle mesh to face budgets (one or several levels of detail).
+
+The default backend is ``fast-simplification`` (quadric error edge collapse; MIT, wheels
+for every platform), picked by measurement on a 861k-face bumpy sphere (see
+``benchmarks/decimate.py``). ``meshoptimizer`` is an explicit alternative: it is faster
+but ships no wheels, so installing it needs a C++ compiler.
+
+Inputs far above what the collapse library should hold at once (``cluster_above`` faces,
+8 million by default) first go through :func:`cluster_vertices`, a vertex-clustering pass
+on a uniform grid that cuts them to about ``cluster_above / 2`` faces in a few linear
+numpy passes; the edge collapses then start from that. This pre-pass changes the result
+(it is why it is an argument, and it is logged), and keeps a 40-million-face input within
+a few GB.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from genesis3d.errors import ConfigError, InputError, require
+from genesis3d.geometry.clean import degenerate_faces, duplicate_faces, remove_unreferenced
+from genesis3d.geometry.mesh_ops import face_areas
+
+logger = logging.getLogger(__name__)
+
+DecimateBackend = Literal["fast-simplification", "meshoptimizer"]
+
+_INSTALL = {
+    "fast-simplification": 'pip install "genesis3d[export]"  (or: pip install fast-simplification)',
+    "meshoptimizer": "pip install meshoptimizer  (builds from source: needs a C++ compiler)",
+}
+
+
+def _check(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    positions = np.asarray(positions)
+    faces = np.asarray(faces)
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise InputError(f"positions must have shape (n, 3), got {positions.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
+        raise InputError(
+            f"faces must be an (m, 3) integer array, got shape {faces.shape} dtype {faces.dtype}"
+        )
+    return positions, faces
+
+
+def cluster_vertices(
+    positions: np.ndarray, faces: np.ndarray, cell_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge all vertices in each cell of a uniform grid into their mean.
+
+    Faces that collapse (repeat a vertex) or become copies of another face are dropped,
+    and so are vertices no face uses.
+
+    Args:
+        positions: (n, 3) float.
+        faces: (m, 3) int.
+        cell_size: grid cell side, in the mesh's units.
+
+    Returns:
+        (positions (k, 3) float32, faces (m', 3) int64).
+    """
+    positions, faces = _check(positions, faces)
+    if cell_size <= 0.0:
+        raise ConfigError(f"cell_size must be positive, got {cell_size}")
+    low = positions.min(axis=0)
+    cells = np.floor((positions - low) / cell_size).astype(np.int64)
+    span = cells.max(axis=0) + 1
+    keys = (cells[:, 0] * span[1] + cells[:, 1]) * span[2] + cells[:, 2]
+    del cells
+    _, cluster = np.unique(keys, return_inverse=True)
+    del keys
+    count = int(cluster.max()) + 1
+    weights = np.bincount(cluster, minlength=count).astype(np.float64)
+    merged = np.stack(
+        [np.bincount(cluster, weights=positions[:, k], minlength=count) for k in range(3)], axis=1
+    )
+    merged = (merged / weights[:, None]).astype(np.float32)
+    faces = cluster[faces]
+    keep = (
+        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    )
+    faces = faces[keep]
+    faces = faces[~duplicate_faces(faces, count)]
+    merged, faces, _ = remove_unreferenced(merged, faces)
+    return merged, faces
+
+
+def _fast_simplification(
+    positions: np.ndarray, faces: np.ndarray, target: int, aggressiveness: float
+):
+    library = require(
+        "fast_simplification", feature="decimation", install=_INSTALL["fast-simplification"]
+    )
+    points, triangles = library.simplify(
+        np.ascontiguousarray(positions, np.float64),
+        np.ascontiguousarray(faces, np.int32),
+        target_count=int(target),
+        agg=float(aggressiveness),
+    )
+    return points.astype(np.float32), triangles.astype(np.int64)
+
+
+def _meshoptimizer(positions: np.ndarray, faces: np.ndarray, target: int, aggressiveness: float):
+    library = require("meshoptimizer", feature="decimation", install=_INSTALL["meshoptimizer"])
+    indices = np.ascontiguousarray(faces, np.uint32).reshape(-1)
+    destination = np.zeros_like(indices)
+    # target_error is relative to the mesh extent; 1.0 lets it reach the face budget.
+    count = library.simplify(
+        destination,
+        indices,
+        np.ascontiguousarray(positions, np.float32),
+        target_index_count=3 * int(target),
+        target_error=1.0,
+    )
+    return np.asarray(positions, np.float32), destination[:count].reshape(-1, 3).astype(np.int64)
+
+
+_BACKENDS = {"fast-simplification": _fast_simplification, "meshoptimizer": _meshoptimizer}
+
+
+def decimate(
+    positions: np.ndarray,
+    faces: np.ndarray,
+    target_faces: int,
+    *,
+    backend: DecimateBackend = "fast-simplification",
+    aggressiveness: float = 7.0,
+    cluster_above: int | None = 8_000_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce a mesh to at most ``target_faces`` faces by quadric edge collapse.
+
+    Degenerate and duplicate faces the collapses leave are dropped, so the result may hold
+    slightly fewer faces than the budget. A mesh already within budget comes back as is.
+
+    Args:
+        positions: (n, 3) float vertex positions.
+        faces: (m, 3) int vertex indices.
+        target_faces: face budget, at least 4.
+        backend: "fast-simplification" (default) or "meshoptimizer".
+        aggressiveness: fast-simplification's ``agg`` (higher is faster and coarser).
+        cluster_above: inputs with more faces first go through :func:`cluster_vertices`
+            down to about half this count; None never does.
+
+    Returns:
+        (positions (k, 3) float32, faces (t, 3) int64) with t <= target_faces.
+
+    Raises:
+        ConfigError: bad budget or backend.
+        MissingDependencyError: the backend's library is not installed.
+    """
+    positions, faces = _check(positions, faces)
+    if not isinstance(target_faces, int | np.integer) or target_faces < 4:
+        raise ConfigError(
+            f"target_faces must be an integer of at least 4, got {target_faces!r}; e.g. 100_000"
+        )
+    if backend not in _BACKENDS:
+        raise ConfigError(
+            f"backend must be one of {sorted(_BACKENDS)}, got {backend!r}; "
+            'use "fast-simplification" unless meshoptimizer is installed'
+        )
+    if len(faces) <= target_faces:
+        return np.asarray(positions, np.float32), faces.astype(np.int64)
+    if cluster_above is not None and len(faces) > cluster_above:
+        goal = max(cluster_above // 2, 2 * int(target_faces))
+        if goal < len(faces):
+            area = float(face_areas(positions, faces).sum())
+            # A surface of area A on cells of side h keeps about 2 A / h^2 faces.
+            cell = np.sqrt(2.0 * area / goal)
+            before = len(faces)
+            positions, faces = cluster_vertices(positions, faces, cell)
+            logger.info(
+                "decimate: %d faces is above cluster_above=%d; vertex clustering on a %.3g grid "
+                "gave %d faces before edge collapse",
+                before,
+                cluster_above,
+                cell,
+                len(faces),
+            )
+    points, triangles = _BACKENDS[backend](positions, faces, target_faces, aggressiveness)
+    bad = degenerate_faces(points, triangles)
+    triangles = triangles[~bad]
+    triangles = triangles[~duplicate_faces(triangles, len(points))]
+    if len(triangles) > target_faces:
+        logger.warning(
+            "decimate: %s stopped at %d faces, above the budget of %d",
+            backend,
+            len(triangles),
+            target_faces,
+        )
+    points, triangles, _ = remove_unreferenced(points, triangles)
+    return points, triangles
+
+
+def decimate_lods(
+    positions: np.ndarray,
+    faces: np.ndarray,
+    budgets: Sequence[int],
+    **options,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decimate to several budgets, each level starting from the next larger one.
+
+    Args:
+        positions: (n, 3) float vertex positions.
+        faces: (m, 3) int vertex indices.
+        budgets: face budgets in any order, e.g. (500_000, 100_000, 20_000).
+        **options: passed to :func:`decimate`.
+
+    Returns:
+        One (positions (k, 3) float32, faces (t, 3) int64) per budget, in the order given.
+    """
+    if len(budgets) == 0:
+        raise ConfigError("budgets must name at least one face count, got none; e.g. (100_000,)")
+    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    current = (positions, faces)
+    for budget in sorted(set(budgets), reverse=True):
+        current = decimate(current[0], current[1], budget, **options)
+        results[budget] = current
+    return [results[budget] for budget in budgets]
