@@ -364,9 +364,7 @@ def orient_faces(
     from scipy.sparse.csgraph import connected_components
 
     edges = _edge_table(faces, len(positions))
-    slot_edge = edges.inverse
-    order = np.argsort(slot_edge, kind="stable")
-    first = np.concatenate([[0], np.cumsum(edges.counts)[:-1]])
+    slot_edge, order, first = edges.inverse, edges.order, edges.first
     manifold = np.flatnonzero(edges.counts == 2)
     slot_a, slot_b = order[first[manifold]], order[first[manifold] + 1]
     corner_a, face_a = np.divmod(slot_a, m)

@@ -1,9 +1,16 @@
 """Decimate a triangle mesh to face budgets (one or several levels of detail).
 
 The default backend is ``fast-simplification`` (quadric error edge collapse; MIT, wheels
-for every platform), picked by measurement on a 861k-face bumpy sphere (see
-``benchmarks/decimate.py``). ``meshoptimizer`` is an explicit alternative: it is faster
-but ships no wheels, so installing it needs a C++ compiler.
+for CPython 3.11-3.13 on Linux x86_64, macOS and Windows), picked by measurement on an
+861k-face bumpy sphere, same process, busy 2-core machine: to 500k / 100k / 20k faces it
+took 4.2 / 5.9 / 5.5 s from the full mesh and 4.2 / 2.5 / 0.45 s progressively (each level
+from the previous one); meshoptimizer 0.2.30a0 took 5.6 / 3.2 / 3.2 s and 10.0 / 1.5 /
+0.36 s. Surface error was the same at the resolution measured (Chamfer 1.04-1.09e-3 of
+the diagonal by sample-to-sample distance for both), normal consistency 0.9999 / 0.9995 at
+100k / 20k for fast-simplification against 0.9996 / 0.9995. meshoptimizer is an explicit
+alternative backend: on PyPI it is an alpha with no wheels, so installing it needs a C++
+compiler. Peak memory of the three levels: 0.53 GB (fast-simplification), 0.31 GB
+(meshoptimizer). See ``benchmarks/geometry_stages.py``.
 
 Inputs far above what the collapse library should hold at once (``cluster_above`` faces,
 8 million by default) first go through :func:`cluster_vertices`, a vertex-clustering pass
