@@ -158,3 +158,20 @@ def test_default_area_fraction_separates_parts_from_floaters():
 def test_options_are_validated():
     with pytest.raises(ValueError, match="fraction"):
         CleanOptions(min_component_area=2.0)
+
+
+def test_a_t_junction_crack_is_closed_by_splitting_not_by_a_flat_fan():
+    positions, faces = uv_sphere(12, 24)
+    a, c, x = faces[40]
+    # The face across edge a -> c, split at the edge's midpoint b: a zero-area crack.
+    shares = ((faces == a) | (faces == c)).sum(axis=1) == 2
+    across = [k for k in np.flatnonzero(shares) if k != 40][0]
+    y = [v for v in faces[across] if v not in (a, c)][0]
+    b = len(positions)
+    positions = np.concatenate([positions, (positions[[a]] + positions[[c]]) / 2])
+    faces = np.concatenate([np.delete(faces, across, axis=0), [[c, b, y], [b, a, y]]])
+    assert not mesh_health(positions, faces).watertight
+    result = clean_mesh(positions, faces)
+    health = mesh_health(result.positions, result.faces)
+    assert health.watertight and health.degenerate_faces == 0 and health.consistently_oriented
+    assert result.report.holes_filled == 1 and result.report.hole_faces_added == 1

@@ -19,6 +19,28 @@ import numpy as np
 from genesis3d.errors import ConfigError, InputError
 from genesis3d.geometry.measure import _edge_table
 from genesis3d.geometry.mesh_ops import face_normals
+from genesis3d.geometry.weld import (
+    connected_labels,
+    weld_boundary,
+    weld_exact_with_source,
+    weld_vertices,
+)
+
+__all__ = [
+    "DEFAULT_MIN_COMPONENT_AREA",
+    "CleanOptions",
+    "CleanReport",
+    "CleanedMesh",
+    "clean_mesh",
+    "component_labels",
+    "degenerate_faces",
+    "duplicate_faces",
+    "fill_holes",
+    "orient_faces",
+    "remove_unreferenced",
+    "small_components",
+    "weld_vertices",
+]
 
 #: Default of :attr:`CleanOptions.min_component_area`. Measured on a 256^3 marching-cubes
 #: scene (tests/geometry/test_clean.py::test_default_area_fraction_separates_parts_from_floaters):
@@ -129,69 +151,6 @@ def _check(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nda
     return positions, faces.astype(np.int64)
 
 
-def weld_vertices(
-    positions: np.ndarray, faces: np.ndarray, tolerance: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merge vertices with equal positions, then boundary vertices within a tolerance.
-
-    Only vertices on a boundary edge (after the exact weld) are candidates for the
-    tolerance weld: a crack between two patches shows up as boundary, while merging
-    interior vertices could only collapse short edges or glue two close sheets together.
-    Chains of close vertices merge into one; each group keeps its lowest-index position.
-
-    Args:
-        positions: (n, 3) float.
-        faces: (m, 3) int.
-        tolerance: merge distance as a fraction of the bounding-box diagonal.
-
-    Returns:
-        (positions (k, 3) of the kept vertices, faces (m, 3) int64 into them, source (k,)
-        int64 input index of each kept vertex).
-    """
-    positions, faces = _check(positions, faces)
-    if len(positions) == 0:
-        return positions, faces, np.zeros(0, np.int64)
-    order = np.lexsort(positions.T[::-1])
-    ordered = positions[order]
-    starts = np.ones(len(order), bool)
-    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    group = np.cumsum(starts) - 1
-    target = np.empty(len(order), np.int64)
-    target[order] = group
-    # Representative of each group: its lowest input index.
-    source = np.full(int(group[-1]) + 1, len(positions), np.int64)
-    np.minimum.at(source, group, order)
-    faces = target[faces]
-    radius = tolerance * _diagonal(positions)
-    if radius > 0.0 and len(faces):
-        edges = _edge_table(faces, len(source))
-        low, high = np.divmod(edges.keys[edges.counts == 1], np.int64(len(source)))
-        boundary = np.unique(np.concatenate([low, high]))
-        if len(boundary) > 1:
-            from scipy.sparse import coo_matrix
-            from scipy.sparse.csgraph import connected_components
-            from scipy.spatial import cKDTree
-
-            tree = cKDTree(positions[source[boundary]].astype(np.float64))
-            pairs = tree.query_pairs(radius, output_type="ndarray")
-            if len(pairs):
-                count = len(source)
-                graph = coo_matrix(
-                    (np.ones(len(pairs), np.int8), (boundary[pairs[:, 0]], boundary[pairs[:, 1]])),
-                    shape=(count, count),
-                )
-                _, labels = connected_components(graph, directed=False)
-                merged = np.full(labels.max() + 1, count, np.int64)
-                np.minimum.at(merged, labels, np.arange(count))
-                # Renumber so that surviving vertices keep their order.
-                keep = np.zeros(count, bool)
-                keep[merged] = True
-                renumber = np.cumsum(keep) - 1
-                faces = renumber[merged[labels]][faces]
-                source = source[keep]
-    return positions[source], faces, source
-
-
 def degenerate_faces(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Faces that repeat a vertex or have (near) zero area.
 
@@ -241,18 +200,16 @@ def component_labels(faces: np.ndarray, vertex_count: int) -> tuple[int, np.ndar
         vertex_count: number of vertices the faces index.
 
     Returns:
-        (number of labels, (m,) int64 label of each face).
+        (number of pieces, (m,) int64 piece of each face, numbered from 0).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rows = np.concatenate([faces[:, 0], faces[:, 1]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2]])
-    graph = coo_matrix(
-        (np.ones(len(rows), np.int8), (rows, cols)), shape=(vertex_count, vertex_count)
+    labels = connected_labels(
+        np.concatenate([faces[:, 0], faces[:, 1]]),
+        np.concatenate([faces[:, 1], faces[:, 2]]),
+        vertex_count,
     )
-    count, labels = connected_components(graph, directed=False)
-    return int(count), labels[faces[:, 0]].astype(np.int64)
+    face_labels = labels[faces[:, 0]]
+    used, face_labels = np.unique(face_labels, return_inverse=True)
+    return len(used), face_labels.astype(np.int64)
 
 
 def small_components(positions: np.ndarray, faces: np.ndarray, min_area: float) -> np.ndarray:
@@ -272,6 +229,90 @@ def small_components(positions: np.ndarray, faces: np.ndarray, min_area: float) 
     areas = 0.5 * np.linalg.norm(face_normals(positions, faces), axis=1)
     piece_area = np.bincount(labels, weights=areas, minlength=count)
     return piece_area[labels] < min_area * max(float(areas.sum()), 1e-300)
+
+
+def _fill(positions: np.ndarray, faces: np.ndarray, edges, max_perimeter: float, min_area: float):
+    """Fill boundary loops up to ``max_perimeter`` long.
+
+    A loop gets a fan around a new centre vertex; a flat three-edge loop (a zero-area
+    crack such as a T-junction or a dropped cap triangle: its fan would be degenerate) is
+    closed, whatever its length, by splitting the face across its longest edge at the
+    opposite loop vertex; other flat loops are left open.
+
+    Returns:
+        (centres (h, 3), added (a, 3) int64, face each added face continues (a,),
+        replaced face indices (r,), their new rows (r, 3), filled (3m,) bool per face-edge
+        slot, loops filled, loops left).
+    """
+    m = len(faces)
+    slots = np.flatnonzero(edges.counts[edges.inverse] == 1)  # face-edge-major slots
+    filled_slots = np.zeros(3 * m, bool)
+    none = np.zeros((0, 3), np.int64)
+    if len(slots) == 0:
+        return np.zeros((0, 3)), none, none[:, 0], none[:, 0], none, filled_slots, 0, 0
+    corner, face = np.divmod(slots, m)
+    start = faces[face, corner]
+    end = faces[face, (corner + 1) % 3]
+    labels = connected_labels(start, end, len(positions))
+    used, loop = np.unique(labels[start], return_inverse=True)
+    loops = len(used)
+    lengths = np.linalg.norm(
+        positions[end].astype(np.float64) - positions[start].astype(np.float64), axis=1
+    )
+    edge_count = np.bincount(loop, minlength=loops)
+    midpoints = 0.5 * (positions[start].astype(np.float64) + positions[end])
+    centres = (
+        np.stack(
+            [np.bincount(loop, weights=midpoints[:, k], minlength=loops) for k in range(3)], axis=1
+        )
+        / np.maximum(edge_count, 1)[:, None]
+    )
+    fan_area = 0.5 * np.linalg.norm(
+        np.cross(positions[start] - centres[loop], positions[end] - centres[loop]), axis=1
+    )
+    perimeter = np.bincount(loop, weights=lengths, minlength=loops)
+    # Flat: a degenerate fan triangle, or (a sliver crack) area below 1e-6 perimeter^2.
+    flat = np.bincount(loop, weights=fan_area <= min_area, minlength=loops) > 0
+    flat |= np.bincount(loop, weights=fan_area, minlength=loops) <= 1e-6 * perimeter**2
+    fill = perimeter <= max_perimeter
+    # Flat triangles: split the face across the longest edge (u -> v, third corner x) at w.
+    split = flat & (edge_count == 3)  # zero area: closed whatever its perimeter
+    order = np.lexsort((-lengths, loop))
+    longest = order[np.searchsorted(loop[order], np.arange(loops))]
+    ends = np.bincount(loop, weights=start, minlength=loops).astype(np.int64)
+    pick = longest[split]
+    target = face[pick]
+    unique_target = np.bincount(target, minlength=m)[target] == 1
+    split[np.flatnonzero(split)[~unique_target]] = False
+    pick, target = pick[unique_target], target[unique_target]
+    u, v = start[pick], end[pick]
+    w = ends[loop[pick]] - u - v
+    x = faces[target, (corner[pick] + 2) % 3]
+    fill = (fill & ~flat) | split
+    fan = fill & ~split
+    new_index = np.full(loops, -1, np.int64)
+    new_index[fan] = len(positions) + np.arange(int(fan.sum()))
+    chosen = fan[loop]
+    filled_slots[slots[fill[loop]]] = True
+    added = np.concatenate(
+        [
+            np.stack([end[chosen], start[chosen], new_index[loop[chosen]]], axis=1),
+            np.stack([w, v, x], axis=1),
+        ]
+    )
+    added_from = np.concatenate([face[chosen], target])
+    replaced_rows = np.stack([u, w, x], axis=1)
+    filled = int(fill.sum())
+    return (
+        centres[fan],
+        added,
+        added_from,
+        target,
+        replaced_rows,
+        filled_slots,
+        filled,
+        loops - filled,
+    )
 
 
 def fill_holes(
@@ -295,43 +336,47 @@ def fill_holes(
     positions, faces = _check(positions, faces)
     if len(faces) == 0:
         return positions, faces, 0, 0
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    m = len(faces)
     edges = _edge_table(faces, len(positions))
-    slots = np.flatnonzero(edges.counts[edges.inverse] == 1)  # face-edge-major slots
-    if len(slots) == 0:
-        return positions, faces, 0, 0
-    corner, face = np.divmod(slots, m)
-    start = faces[face, corner]
-    end = faces[face, (corner + 1) % 3]
-    count = len(positions)
-    graph = coo_matrix((np.ones(len(start), np.int8), (start, end)), shape=(count, count))
-    _, labels = connected_components(graph, directed=False)
-    loop_of_vertex = np.full(count, -1, np.int64)
-    used, loop = np.unique(labels[start], return_inverse=True)
-    loop_of_vertex[start] = loop
-    loops = len(used)
-    lengths = np.linalg.norm(
-        positions[end].astype(np.float64) - positions[start].astype(np.float64), axis=1
+    diagonal = _diagonal(positions)
+    centres, added, _, replaced, rows, _, filled, left = _fill(
+        positions, faces, edges, max_perimeter * diagonal, 1e-12 * diagonal**2
     )
-    perimeter = np.bincount(loop, weights=lengths, minlength=loops)
-    fill = perimeter <= max_perimeter * _diagonal(positions)
-    midpoints = 0.5 * (positions[start].astype(np.float64) + positions[end])
-    edge_count = np.bincount(loop, minlength=loops)
-    centres = (
-        np.stack(
-            [np.bincount(loop, weights=midpoints[:, k], minlength=loops) for k in range(3)], axis=1
-        )
-        / np.maximum(edge_count, 1)[:, None]
+    faces = faces.copy()
+    faces[replaced] = rows
+    positions = np.concatenate([positions, centres.astype(positions.dtype)])
+    return positions, np.concatenate([faces, added]), filled, left
+
+
+def _consistent(faces: np.ndarray, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flip (m,) bool, non-orientable (m,) bool, piece (m,) int64) for consistent winding."""
+    m = len(faces)
+    manifold = np.flatnonzero(edges.counts == 2)
+    slot_a, slot_b = edges.order[edges.first[manifold]], edges.order[edges.first[manifold] + 1]
+    corner_a, face_a = np.divmod(slot_a, m)
+    corner_b, face_b = np.divmod(slot_b, m)
+    forward_a = faces[face_a, corner_a] < faces[face_a, (corner_a + 1) % 3]
+    forward_b = faces[face_b, corner_b] < faces[face_b, (corner_b + 1) % 3]
+    agree = forward_a != forward_b  # opposite directions: already consistent
+    # Node f is face f as is, node f + m face f reversed.
+    labels = connected_labels(
+        np.concatenate([face_a, face_a + m]),
+        np.concatenate([np.where(agree, face_b, face_b + m), np.where(agree, face_b + m, face_b)]),
+        2 * m,
     )
-    new_index = np.full(loops, -1, np.int64)
-    new_index[fill] = count + np.arange(int(fill.sum()))
-    chosen = fill[loop]
-    added = np.stack([end[chosen], start[chosen], new_index[loop[chosen]]], axis=1)
-    positions = np.concatenate([positions, centres[fill].astype(positions.dtype)])
-    return positions, np.concatenate([faces, added]), int(fill.sum()), int((~fill).sum())
+    own, other = labels[:m], labels[m:]
+    non_orientable = own == other
+    kept = np.bincount(own, minlength=labels.max() + 1)
+    flip = (kept[own] < kept[other]) | ((kept[own] == kept[other]) & (own > other))
+    return flip & ~non_orientable, non_orientable, np.minimum(own, other).astype(np.int64)
+
+
+def _inward_pieces(
+    positions: np.ndarray, faces: np.ndarray, piece: np.ndarray, open_piece: np.ndarray
+) -> np.ndarray:
+    """(pieces,) bool: closed pieces whose faces enclose negative volume."""
+    corners = positions[faces].astype(np.float64)
+    volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
+    return ~open_piece & (np.bincount(piece, weights=volume, minlength=len(open_piece)) < 0.0)
 
 
 def orient_faces(
@@ -360,43 +405,16 @@ def orient_faces(
     m = len(faces)
     if m == 0:
         return faces, 0, 0
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     edges = _edge_table(faces, len(positions))
-    slot_edge, order, first = edges.inverse, edges.order, edges.first
-    manifold = np.flatnonzero(edges.counts == 2)
-    slot_a, slot_b = order[first[manifold]], order[first[manifold] + 1]
-    corner_a, face_a = np.divmod(slot_a, m)
-    corner_b, face_b = np.divmod(slot_b, m)
-    forward_a = faces[face_a, corner_a] < faces[face_a, (corner_a + 1) % 3]
-    forward_b = faces[face_b, corner_b] < faces[face_b, (corner_b + 1) % 3]
-    agree = forward_a != forward_b  # opposite directions: already consistent
-    # Node f is face f as is, node f + m face f reversed.
-    rows = np.concatenate([face_a, face_a + m])
-    cols = np.concatenate(
-        [np.where(agree, face_b, face_b + m), np.where(agree, face_b + m, face_b)]
-    )
-    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(2 * m, 2 * m))
-    _, labels = connected_components(graph, directed=False)
-    own, other = labels[:m], labels[m:]
-    non_orientable = own == other
-    kept = np.bincount(own, minlength=labels.max() + 1)
-    flip = (kept[own] < kept[other]) | ((kept[own] == kept[other]) & (own > other))
-    flip &= ~non_orientable
-    if outward:
-        piece = np.minimum(own, other)
-        pieces = labels.max() + 1
-        open_slot = edges.counts[slot_edge] != 2
-        open_piece = np.bincount(piece[np.arange(3 * m) % m], weights=open_slot, minlength=pieces)
-        corners = positions[faces].astype(np.float64)
-        volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
-        volume = np.where(flip, -volume, volume)
-        piece_volume = np.bincount(piece, weights=volume, minlength=pieces)
-        reverse = (open_piece == 0) & (piece_volume < 0.0)
-        flip ^= reverse[piece] & ~non_orientable
+    flip, non_orientable, piece = _consistent(faces, edges)
     faces = faces.copy()
     faces[flip] = faces[flip][:, ::-1]
+    if outward:
+        open_slot = edges.counts[edges.inverse] != 2
+        open_piece = np.bincount(piece[np.arange(3 * m) % m], weights=open_slot) > 0
+        reverse = _inward_pieces(positions, faces, piece, open_piece)[piece] & ~non_orientable
+        faces[reverse] = faces[reverse][:, ::-1]
+        flip ^= reverse
     return faces, int(flip.sum()), int(non_orientable.sum())
 
 
@@ -436,31 +454,74 @@ def clean_mesh(
     options = options or CleanOptions()
     positions, faces = _check(positions, faces)
     vertices_in, faces_in = len(positions), len(faces)
-    positions, faces, source = weld_vertices(positions, faces, options.weld_tolerance)
-    welded = vertices_in - len(positions)
-
+    diagonal = _diagonal(positions)
+    if vertices_in == 0 or faces_in == 0:
+        faces, source = faces[:0], np.zeros(0, np.int64)
+    else:
+        faces, source = weld_exact_with_source(positions, faces)
+    positions = positions[source]
+    welded = vertices_in - len(source)
     bad = degenerate_faces(positions, faces)
-    faces = faces[~bad]
-    copies = duplicate_faces(faces, len(positions))
-    faces = faces[~copies]
+    copies = duplicate_faces(faces[~bad], len(positions))
+    faces = faces[~bad][~copies]
     small = small_components(positions, faces, options.min_component_area)
-    small_count = 0
-    if small.any():
-        small_count = len(np.unique(component_labels(faces[small], len(positions))[1]))
+    small_count = component_labels(faces[small], len(positions))[0] if small.any() else 0
     faces = faces[~small]
     positions, faces, kept = remove_unreferenced(positions, faces)
     unreferenced = len(source) - len(kept)
     source = source[kept]
-
-    filled = left = added = 0
-    if options.max_hole_perimeter > 0.0:
-        before = len(faces)
-        positions, faces, filled, left = fill_holes(positions, faces, options.max_hole_perimeter)
-        added = len(faces) - before
-        source = np.concatenate([source, np.full(filled, -1, np.int64)])
-    flipped = non_orientable = 0
-    if options.orient:
-        faces, flipped, non_orientable = orient_faces(positions, faces, outward=options.outward)
+    # One edge table serves the boundary weld, orientation, hole filling and the outward
+    # test; only a boundary weld that merges something needs a second one.
+    edges = _edge_table(faces, len(positions))
+    radius = options.weld_tolerance * diagonal
+    merged = weld_boundary(positions, faces, edges, radius) if radius > 0.0 and len(faces) else None
+    if merged is not None:
+        faces, kept = merged
+        welded += len(positions) - len(kept)
+        positions, source = positions[kept], source[kept]
+        collapsed = degenerate_faces(positions, faces)
+        more_copies = duplicate_faces(faces[~collapsed], len(positions))
+        faces = faces[~collapsed][~more_copies]
+        bad = np.append(bad, collapsed)  # counted together below
+        copies = np.append(copies, more_copies)
+        positions, faces, kept = remove_unreferenced(positions, faces)
+        unreferenced += len(source) - len(kept)
+        source = source[kept]
+        edges = _edge_table(faces, len(positions))
+    m = len(faces)
+    flip = non_orientable = np.zeros(m, bool)
+    piece = np.zeros(m, np.int64)
+    if options.orient and m:
+        flip, non_orientable, piece = _consistent(faces, edges)
+        faces = faces.copy()
+        faces[flip] = faces[flip][:, ::-1]
+    filled = left = 0
+    added = np.zeros((0, 3), np.int64)
+    added_from = np.zeros(0, np.int64)
+    filled_slots = np.zeros(3 * m, bool)
+    if options.max_hole_perimeter > 0.0 and m:
+        centres, added, added_from, replaced, rows, filled_slots, filled, left = _fill(
+            positions,
+            faces,
+            edges,
+            options.max_hole_perimeter * diagonal,
+            1e-12 * diagonal**2,
+        )
+        faces = faces.copy()
+        faces[replaced] = rows
+        positions = np.concatenate([positions, centres.astype(positions.dtype)])
+        source = np.concatenate([source, np.full(len(centres), -1, np.int64)])
+    faces = np.concatenate([faces, added])
+    flipped = int(flip.sum())
+    if options.orient and options.outward and m:
+        counts = edges.counts[edges.inverse]
+        open_slot = (counts > 2) | ((counts == 1) & ~filled_slots)
+        open_piece = np.bincount(piece[np.arange(3 * m) % m], weights=open_slot) > 0
+        piece = np.concatenate([piece, piece[added_from]])
+        locked = np.concatenate([non_orientable, non_orientable[added_from]])
+        reverse = _inward_pieces(positions, faces, piece, open_piece)[piece] & ~locked
+        faces[reverse] = faces[reverse][:, ::-1]
+        flipped = int((np.append(flip, np.zeros(len(added), bool)) ^ reverse)[:m].sum())
     report = CleanReport(
         vertices_in=vertices_in,
         faces_in=faces_in,
@@ -472,10 +533,10 @@ def clean_mesh(
         small_components=small_count,
         small_component_faces=int(small.sum()),
         holes_filled=filled,
-        hole_faces_added=added,
+        hole_faces_added=len(added),
         holes_left=left,
         flipped_faces=flipped,
-        non_orientable_faces=non_orientable,
+        non_orientable_faces=int(non_orientable.sum()),
         unreferenced_vertices=unreferenced,
     )
     return CleanedMesh(positions.astype(np.float32), faces, source, report)
