@@ -81,7 +81,8 @@ class SparseVoxelAttributes:
 
     Lookups go through the sorted linear keys ``(x * R + y) * R + z`` and
     ``np.searchsorted``, four searches per point (the ``z + 1`` neighbour of a key sits
-    right after it in the sorted keys when it exists).
+    right after it in the sorted keys when it exists), with the query points sorted by key
+    first so each search walks forward.
 
     Args:
         coords: (n, 3) int voxel coordinates (x, y, z) in ``[0, resolution)``, unique.
@@ -192,6 +193,10 @@ class SparseVoxelAttributes:
         frac = grid - base  # weight of the upper corner along each axis
         base = base.astype(np.int64)
         resolution = self.resolution
+        # Searching sorted needles is about 10x faster than random ones (the search keeps
+        # its place), and every corner key is the base key plus a constant: sort once.
+        order = np.argsort(self._keys(base), kind="stable")
+        base, frac = base[order], frac[order]
         total = np.zeros(len(positions))
         accumulated = np.zeros((len(positions), self.channels))
         z0, z1 = base[:, 2], base[:, 2] + 1
@@ -216,9 +221,11 @@ class SparseVoxelAttributes:
                     total[rows] += weight[rows]
                     voxel = self._order[where[rows]]
                     accumulated[rows] += weight[rows, None] * self.values[voxel]
-        empty = total <= 0.0
-        result = accumulated / np.maximum(total, 1e-12)[:, None]
-        return result.astype(np.float32), empty
+        result = np.empty((len(positions), self.channels), np.float32)
+        result[order] = accumulated / np.maximum(total, 1e-12)[:, None]
+        empty = np.empty(len(positions), bool)
+        empty[order] = total <= 0.0
+        return result, empty
 
     def _nearest(self, positions: np.ndarray) -> np.ndarray:
         from scipy.spatial import cKDTree
