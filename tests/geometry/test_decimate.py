@@ -42,15 +42,16 @@ def test_lods_are_progressive_and_in_the_order_given(dense_torus):
         assert mesh_health(level_positions, level_faces).degenerate_faces == 0
 
 
-def test_vertex_clustering_prepass_runs_above_the_threshold(dense_torus, caplog):
+def test_slab_prepass_runs_above_the_threshold_and_stays_watertight(dense_torus, caplog):
     positions, faces = dense_torus
     clustered = cluster_vertices(positions, faces, 0.05)
     assert len(clustered[1]) < len(faces) / 4
     assert mesh_health(*clustered).degenerate_faces == 0
     with caplog.at_level("INFO", logger="genesis3d.geometry.decimate"):
         out_positions, out_faces = decimate(positions, faces, 4_000, cluster_above=20_000)
-    assert "vertex clustering" in caplog.text
-    assert len(out_faces) <= 4_000
+    assert "slab" in caplog.text
+    assert 0.95 * 4_000 <= len(out_faces) <= 4_000
+    assert mesh_health(out_positions, out_faces).watertight
     comparison = compare_meshes(out_positions, out_faces, positions, faces, samples=20_000)
     assert comparison.chamfer < 5e-3 * comparison.diagonal
 
