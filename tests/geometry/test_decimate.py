@@ -48,7 +48,7 @@ def test_slab_prepass_runs_above_the_threshold_and_stays_watertight(dense_torus,
     assert len(clustered[1]) < len(faces) / 4
     assert mesh_health(*clustered).degenerate_faces == 0
     with caplog.at_level("INFO", logger="genesis3d.geometry.decimate"):
-        out_positions, out_faces = decimate(positions, faces, 4_000, cluster_above=20_000)
+        out_positions, out_faces = decimate(positions, faces, 4_000, prepass_above=20_000)
     assert "slab" in caplog.text
     assert 0.95 * 4_000 <= len(out_faces) <= 4_000
     assert mesh_health(out_positions, out_faces).watertight

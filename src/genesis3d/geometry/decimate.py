@@ -12,10 +12,10 @@ alternative backend: on PyPI it is an alpha with no wheels, so installing it nee
 compiler. Peak memory of the three levels: 0.53 GB (fast-simplification), 0.31 GB
 (meshoptimizer). See ``benchmarks/geometry_stages.py``.
 
-Inputs far above what the collapse library should hold at once (``cluster_above`` faces,
+Inputs far above what the collapse library should hold at once (``prepass_above`` faces,
 8 million by default) are first decimated in slabs along their longest axis, each slab
 with its border vertices locked so the slabs weld back exactly, down to about
-``cluster_above / 2`` faces; the whole-mesh pass starts from that. Only one slab is in the
+``prepass_above / 2`` faces; the whole-mesh pass starts from that. Only one slab is in the
 library at a time, which bounds memory for a 40-million-face input. This pre-pass changes
 the result (it is why it is an argument, and it is logged). :func:`cluster_vertices`
 (uniform-grid vertex clustering) is kept as a cruder, faster reduction: measured, it
@@ -176,7 +176,7 @@ def decimate(
     *,
     backend: DecimateBackend = "fast-simplification",
     aggressiveness: float = 7.0,
-    cluster_above: int | None = 8_000_000,
+    prepass_above: int | None = 8_000_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reduce a mesh to at most ``target_faces`` faces by quadric edge collapse.
 
@@ -189,7 +189,7 @@ def decimate(
         target_faces: face budget, at least 4.
         backend: "fast-simplification" (default) or "meshoptimizer".
         aggressiveness: fast-simplification's ``agg`` (higher is faster and coarser).
-        cluster_above: inputs with more faces are first decimated slab by slab (borders
+        prepass_above: inputs with more faces are first decimated slab by slab (borders
             locked, at most half this count per slab) down to about half this count, then
             as a whole; None never does.
 
@@ -212,18 +212,18 @@ def decimate(
         )
     if len(faces) <= target_faces:
         return np.asarray(positions, np.float32), faces.astype(np.int64)
-    if cluster_above is not None and len(faces) > cluster_above:
-        goal = max(cluster_above // 2, 2 * int(target_faces))
+    if prepass_above is not None and len(faces) > prepass_above:
+        goal = max(prepass_above // 2, 2 * int(target_faces))
         if goal < len(faces):
             before = len(faces)
             positions, faces = _decimate_in_slabs(
-                positions, faces, goal, cluster_above // 2, aggressiveness
+                positions, faces, goal, prepass_above // 2, aggressiveness
             )
             logger.info(
-                "decimate: %d faces is above cluster_above=%d; decimating in slabs with their "
+                "decimate: %d faces is above prepass_above=%d; decimating in slabs with their "
                 "borders locked gave %d faces before the whole-mesh pass",
                 before,
-                cluster_above,
+                prepass_above,
                 len(faces),
             )
     points, triangles = _BACKENDS[backend](positions, faces, target_faces, aggressiveness)
