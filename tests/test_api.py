@@ -50,3 +50,20 @@ def test_load_pipeline_refuses_bad_arguments():
         genesis3d.load_pipeline("nope")
     with pytest.raises(ConfigError, match="offload must be one of"):
         genesis3d.load_pipeline("inflate", offload="disk")
+
+
+def test_inspect_compares_against_a_reference_mesh():
+    from dataclasses import replace
+
+    from tests.support import textured_box
+
+    box = textured_box()
+    bigger = replace(box, positions=(box.positions - 0.5) * 1.1 + 0.5)
+    report = genesis3d.inspect(bigger, compare=box, threshold=0.01, samples=5_000)
+    comparison = report["comparison"]
+    # Faces sit 0.05 apart; corners 0.05 * sqrt(3).
+    assert comparison["chamfer"] == pytest.approx(0.05, rel=0.15)
+    assert 0.05 < comparison["hausdorff"] <= 0.0867
+    assert comparison["f_score"] == 0.0 and comparison["normal_consistency"] > 0.95
+    loose = genesis3d.inspect(bigger, compare=box, threshold=0.05, samples=5_000)
+    assert loose["comparison"]["f_score"] > 0.9

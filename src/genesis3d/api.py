@@ -203,17 +203,35 @@ def load(path: str | Path, format: str | None = None) -> MeshAsset | SplatAsset:
     return io.load(path, format=format)
 
 
-def inspect(source: str | Path | MeshAsset | SplatAsset) -> dict[str, Any]:
+def inspect(
+    source: str | Path | MeshAsset | SplatAsset,
+    compare: str | Path | MeshAsset | None = None,
+    *,
+    threshold: float = 0.01,
+    samples: int = 100_000,
+) -> dict[str, Any]:
     """Health and statistics of a mesh or splats, as a JSON-serialisable dict.
 
     For a mesh: counts, bounds, watertight, manifold, degenerate and sliver faces,
     components, UV coverage, texture sizes. For splats: count, bounds, scale and opacity
     statistics.
+
+    Args:
+        source: the file or asset to inspect.
+        compare: a reference mesh; adds ``comparison`` (Chamfer, F-score at
+            ``threshold``, normal consistency, Hausdorff; see
+            :func:`genesis3d.geometry.compare.compare_meshes`) of ``source`` against it.
+        threshold: F-score distance as a fraction of the reference's bounding-box diagonal.
+        samples: surface samples per mesh for the comparison.
     """
     from genesis3d.geometry.measure import mesh_health, splat_stats
 
     asset = load(source) if isinstance(source, str | Path) else source
     if isinstance(asset, SplatAsset):
+        if compare is not None:
+            raise ConfigError(
+                "--compare needs two meshes, got splats to inspect; compare two .glb meshes"
+            )
         return {"kind": "splats", **splat_stats(asset)}
     report = {"kind": "mesh", **mesh_health(asset.positions, asset.faces, uvs=asset.uvs).to_dict()}
     material = asset.material
@@ -227,4 +245,20 @@ def inspect(source: str | Path | MeshAsset | SplatAsset) -> dict[str, Any]:
         if texture is not None
     }
     report["alpha_mode"] = material.alpha_mode
+    if compare is not None:
+        from genesis3d.geometry.compare import compare_meshes
+
+        reference = load(compare) if isinstance(compare, str | Path) else compare
+        if not isinstance(reference, MeshAsset):
+            raise ConfigError(
+                f"--compare needs a mesh as reference, got {reference.kind}; pass a .glb mesh"
+            )
+        report["comparison"] = compare_meshes(
+            asset.positions,
+            asset.faces,
+            reference.positions,
+            reference.faces,
+            samples=samples,
+            threshold=threshold,
+        ).to_dict()
     return report

@@ -62,6 +62,18 @@ def test_inspect_reports_a_watertight_mesh(generated):
     assert splats["kind"] == "splats" and splats["count"] == 20000
 
 
+def test_inspect_compares_two_meshes(generated):
+    work, _ = generated
+    args = ("inspect", "outputs/helmet.glb", "--compare", "outputs/helmet.glb", "--json")
+    result = genesis(*args, cwd=work)
+    assert result.returncode == 0, result.stderr
+    comparison = json.loads(result.stdout)["comparison"]
+    assert comparison["f_score"] == 1.0 and comparison["normal_consistency"] > 0.99
+    assert comparison["chamfer"] < 1e-4 * comparison["diagonal"]
+    refused = genesis("inspect", "outputs/helmet.glb", "--compare", "outputs/helmet.ply", cwd=work)
+    assert refused.returncode != 0 and "reference" in refused.stderr
+
+
 def test_convert_between_splat_formats_and_refuse_mesh_to_splat(generated):
     work, _ = generated
     for target in ("helmet.spz", "helmet.splat", "again.ply"):

@@ -362,11 +362,20 @@ def inspect(
         Path, typer.Argument(help="A .glb, .ply, .splat or .spz file.", show_default=False)
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            help="A reference mesh: add Chamfer, F-score, normal consistency and Hausdorff of FILE against it."
+        ),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="F-score distance, as a fraction of the reference's diagonal.")
+    ] = 0.01,
 ) -> None:
     """Health and statistics of a mesh or splats file."""
     from genesis3d import api
 
-    report = api.inspect(file)
+    report = api.inspect(file, compare=compare, threshold=threshold)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

@@ -94,6 +94,8 @@ class _EdgeTable:
     inverse: np.ndarray  # (3m,) int64 edge of each directed face edge, face-edge-major
     counts: np.ndarray  # (E,) int64 faces using each edge
     forward: np.ndarray  # (E,) int64 uses going from the lower to the higher vertex index
+    order: np.ndarray  # (3m,) int64 face-edge slots sorted by edge (stable)
+    first: np.ndarray  # (E,) int64 position in ``order`` of each edge's first slot
 
 
 def _edge_table(faces: np.ndarray, vertex_count: int) -> _EdgeTable:
@@ -101,11 +103,18 @@ def _edge_table(faces: np.ndarray, vertex_count: int) -> _EdgeTable:
     start = faces.T.reshape(-1)  # edge-major: all edges 0, then 1, then 2
     end = np.roll(faces, -1, axis=1).T.reshape(-1)
     low, high = np.minimum(start, end), np.maximum(start, end)
-    keys, inverse, counts = np.unique(
-        low * np.int64(vertex_count) + high, return_inverse=True, return_counts=True
-    )
-    forward = np.bincount(inverse, weights=(start < end), minlength=len(keys)).astype(np.int64)
-    return _EdgeTable(keys, inverse.reshape(-1), counts, forward)
+    slot_keys = low * np.int64(vertex_count) + high
+    # One stable argsort gives the unique keys, the inverse and the slots of each edge.
+    order = np.argsort(slot_keys, kind="stable")
+    ordered = slot_keys[order]
+    new = np.ones(len(order), bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    first = np.flatnonzero(new)
+    inverse = np.empty(len(order), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    counts = np.diff(np.append(first, len(order)))
+    forward = np.bincount(inverse, weights=(start < end), minlength=len(first)).astype(np.int64)
+    return _EdgeTable(ordered[first], inverse, counts, forward, order, first)
 
 
 def _fans_per_vertex(faces: np.ndarray, edges: _EdgeTable, vertex_count: int) -> np.ndarray:
