@@ -73,6 +73,17 @@ def test_offload_gives_the_same_splats(tiny_triposplat, picture):
     assert np.array_equal(a.means, b.means)
 
 
+def test_offload_frees_a_component_even_where_the_module_is_still_referenced(tiny_triposplat):
+    staged = TripoSplatPipeline.from_pretrained(tiny_triposplat, device="cpu", offload="model")
+    with staged.store.use("flux2_vae") as vae:
+        assert not any(t.is_meta for t in vae.state_dict().values())
+    # ``vae`` outlives the block, its weights do not.
+    assert all(t.is_meta for t in vae.state_dict().values())
+    assert staged.store.resident == {}
+    with staged.store.use("flux2_vae") as again:  # the next stage loads it afresh
+        assert again is not vae and not any(t.is_meta for t in again.state_dict().values())
+
+
 def test_parameters_are_validated():
     with pytest.raises(ConfigError, match="multiple of 32"):
         TripoSplatParams.parse({"gaussians": 40001})

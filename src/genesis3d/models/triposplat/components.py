@@ -210,8 +210,9 @@ class ComponentStore:
     """Holds the components under the pipeline's policies.
 
     ``offload="none"`` loads every required component onto the device once; ``"model"``
-    loads each one for its stage only (:meth:`use`) and frees it afterwards, so peak memory
-    is about the largest component plus activations.
+    loads each one for its stage only (:meth:`use`) and frees its weights afterwards (the
+    module left behind holds meta tensors), so peak memory is about the largest component
+    plus activations.
     """
 
     def __init__(
@@ -252,6 +253,9 @@ class ComponentStore:
         try:
             yield module
         finally:
+            # Drop the weights even where the caller still holds the module (a ``with ...
+            # as name`` binding outlives the block): its tensors become meta placeholders.
+            module.to("meta")
             del module
             release_memory(self.device)
 
