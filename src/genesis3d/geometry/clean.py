@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from genesis3d.errors import ConfigError, InputError
+from genesis3d.errors import ConfigError
 from genesis3d.geometry.measure import _edge_table
-from genesis3d.geometry.mesh_ops import face_normals
+from genesis3d.geometry.mesh_ops import check_mesh, face_normals
 from genesis3d.geometry.weld import (
     connected_labels,
     weld_boundary,
@@ -137,22 +137,6 @@ def _diagonal(positions: np.ndarray) -> float:
     if len(positions) == 0:
         return 0.0
     return float(np.linalg.norm(positions.max(axis=0) - positions.min(axis=0)))
-
-
-def _check(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    positions = np.asarray(positions)
-    faces = np.asarray(faces)
-    if positions.ndim != 2 or positions.shape[1] != 3:
-        raise InputError(f"positions must have shape (n, 3), got {positions.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-        raise InputError(
-            f"faces must be an (m, 3) integer array, got shape {faces.shape} dtype {faces.dtype}"
-        )
-    if len(faces) and (faces.min() < 0 or faces.max() >= len(positions)):
-        raise InputError(
-            f"faces must index vertices in [0, {len(positions)}), got [{faces.min()}, {faces.max()}]"
-        )
-    return positions, faces.astype(np.int64)
 
 
 def degenerate_faces(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -337,7 +321,7 @@ def fill_holes(
     Returns:
         (positions (n + h, 3), faces (m + added, 3) int64, loops filled, loops left open).
     """
-    positions, faces = _check(positions, faces)
+    positions, faces = check_mesh(positions, faces)
     if len(faces) == 0:
         return positions, faces, 0, 0
     edges = _edge_table(faces, len(positions))
@@ -405,7 +389,7 @@ def orient_faces(
     Returns:
         (faces (m, 3) int64, faces flipped, faces in non-orientable pieces).
     """
-    positions, faces = _check(positions, faces)
+    positions, faces = check_mesh(positions, faces)
     m = len(faces)
     if m == 0:
         return faces, 0, 0
@@ -456,7 +440,7 @@ def clean_mesh(
         The :class:`CleanedMesh` (float32 positions, int64 faces, source vertex map, report).
     """
     options = options or CleanOptions()
-    positions, faces = _check(positions, faces)
+    positions, faces = check_mesh(positions, faces)
     vertices_in, faces_in = len(positions), len(faces)
     diagonal = _diagonal(positions)
     if vertices_in == 0 or faces_in == 0:

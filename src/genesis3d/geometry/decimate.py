@@ -31,8 +31,9 @@ from typing import Literal
 
 import numpy as np
 
-from genesis3d.errors import ConfigError, InputError, require
+from genesis3d.errors import ConfigError, require
 from genesis3d.geometry.clean import degenerate_faces, duplicate_faces, remove_unreferenced
+from genesis3d.geometry.mesh_ops import check_mesh
 from genesis3d.geometry.weld import weld_exact_with_source
 
 logger = logging.getLogger(__name__)
@@ -43,18 +44,6 @@ _INSTALL = {
     "fast-simplification": 'pip install "genesis3d[export]"  (or: pip install fast-simplification)',
     "meshoptimizer": "pip install meshoptimizer  (builds from source: needs a C++ compiler)",
 }
-
-
-def _check(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    positions = np.asarray(positions)
-    faces = np.asarray(faces)
-    if positions.ndim != 2 or positions.shape[1] != 3:
-        raise InputError(f"positions must have shape (n, 3), got {positions.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-        raise InputError(
-            f"faces must be an (m, 3) integer array, got shape {faces.shape} dtype {faces.dtype}"
-        )
-    return positions, faces
 
 
 def cluster_vertices(
@@ -73,7 +62,7 @@ def cluster_vertices(
     Returns:
         (positions (k, 3) float32, faces (m', 3) int64).
     """
-    positions, faces = _check(positions, faces)
+    positions, faces = check_mesh(positions, faces)
     if cell_size <= 0.0:
         raise ConfigError(f"cell_size must be positive, got {cell_size}")
     low = positions.min(axis=0)
@@ -200,7 +189,7 @@ def decimate(
         ConfigError: bad budget or backend.
         MissingDependencyError: the backend's library is not installed.
     """
-    positions, faces = _check(positions, faces)
+    positions, faces = check_mesh(positions, faces)
     if not isinstance(target_faces, int | np.integer) or target_faces < 4:
         raise ConfigError(
             f"target_faces must be an integer of at least 4, got {target_faces!r}; e.g. 100_000"

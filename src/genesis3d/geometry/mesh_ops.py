@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genesis3d.errors import InputError
+
 
 def face_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unnormalised face normals (cross product of two edges; length = twice the area).
@@ -168,3 +170,24 @@ def orient_outward(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
         (m, 3) faces with positive signed volume.
     """
     return np.ascontiguousarray(faces[:, ::-1]) if signed_volume(positions, faces) < 0 else faces
+
+
+def check_mesh(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``positions`` (n, 3) and ``faces`` (m, 3) int64 indexing them.
+
+    Raises:
+        InputError: wrong shapes, non-integer faces, or indices outside the vertices.
+    """
+    positions = np.asarray(positions)
+    faces = np.asarray(faces)
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise InputError(f"positions must have shape (n, 3), got {positions.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
+        raise InputError(
+            f"faces must be an (m, 3) integer array, got shape {faces.shape} dtype {faces.dtype}"
+        )
+    if len(faces) and (faces.min() < 0 or faces.max() >= len(positions)):
+        raise InputError(
+            f"faces must index vertices in [0, {len(positions)}), got [{faces.min()}, {faces.max()}]"
+        )
+    return positions, faces.astype(np.int64)
