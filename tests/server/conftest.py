@@ -183,3 +183,11 @@ def picture_bytes(size: int = 96, fmt: str = "PNG") -> bytes:
 @pytest.fixture(scope="session")
 def disc_png() -> bytes:
     return picture_bytes()
+
+
+@pytest.fixture(scope="session")
+def studio_bundle() -> Path:
+    """The built web studio, built now from web/ when missing (npm ci, vite build)."""
+    from genesis3d.server.studio import build_studio
+
+    return build_studio()
