@@ -234,8 +234,10 @@ function progressText(job) {
 }
 
 function upsertJob(job) {
-  state.jobs.set(job.id, job);
   const list = $("#job-list");
+  const known = state.jobs.get(job.id);
+  if (known && JSON.stringify(known) === JSON.stringify(job) && list.querySelector(`[data-job-id="${job.id}"]`)) return;
+  state.jobs.set(job.id, job);
   const fraction = job.status === "completed" ? 1 : job.progress.total ? job.progress.step / job.progress.total : 0;
   const actions = [];
   if (job.status === "completed") {
@@ -312,7 +314,8 @@ async function showJob(index, jobId, artifactName) {
   const job = state.jobs.get(jobId);
   if (!job) return;
   slot.jobId = jobId;
-  const showable = job.artifacts.filter((item) => item.kind === "splats" || item.format === "glb");
+  // Spark reads .ply, .splat and .spz splats; GLB splats (KHR_gaussian_splatting) are downloads only.
+  const showable = job.artifacts.filter((item) => (item.kind === "mesh" ? item.format === "glb" : item.format !== "glb"));
   const chosen = showable.find((item) => item.name === artifactName) || showable[0];
   slot.choices.replaceChildren(
     ...showable.map((item) =>
@@ -370,6 +373,12 @@ function formatBytes(bytes) {
 
 async function start() {
   takeTokenFromFragment();
+  window.addEventListener("hashchange", () => {
+    if (location.hash.includes("token=")) {
+      takeTokenFromFragment();
+      location.reload();
+    }
+  });
   $("#token-input").value = getToken();
   $("#token-save").addEventListener("click", () => {
     setToken($("#token-input").value.trim());

@@ -7,6 +7,10 @@ import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
 
 export const BACKGROUND = 0x1d2026;
 const FRAMES_BEFORE_READY = 8;
+const FRAMES_AFTER_CHANGE = 30;
+//: INRIA .ply and antimatter15 .splat files are in the RDF frame (y down, z away); the world
+//: frame (glTF's, and .spz's) is a half turn about X from it. See genesis3d/geometry/frames.py.
+const RDF_FILES = /\.(ply|splat)$/i;
 
 export class Viewer {
   constructor(container) {
@@ -32,7 +36,11 @@ export class Viewer {
     this.camera.position.set(0, 0, 3);
     this.controls = new OrbitControls(this.camera, this.canvas);
     this.controls.enableDamping = true;
-    this.spark = new SparkRenderer({ renderer: this.renderer });
+    this.controls.addEventListener("change", () => this.invalidate(2));
+    // Frames are drawn on demand (moves, loads, Spark's sorting), not continuously: a page
+    // with two viewers stays light on a phone or a GPU-less machine.
+    this.pendingFrames = FRAMES_AFTER_CHANGE;
+    this.spark = new SparkRenderer({ renderer: this.renderer, onDirty: () => this.invalidate(2) });
     this.scene.add(this.spark);
     this.scene.add(new THREE.HemisphereLight(0xffffff, 0x444455, 1.6));
     const key = new THREE.DirectionalLight(0xffffff, 2.2);
@@ -57,10 +65,17 @@ export class Viewer {
     this.renderer.setSize(width, height, false);
     this.camera.aspect = width / height;
     this.camera.updateProjectionMatrix();
+    this.invalidate();
+  }
+
+  invalidate(frames = FRAMES_AFTER_CHANGE) {
+    this.pendingFrames = Math.max(this.pendingFrames, frames);
   }
 
   frame() {
     this.controls.update();
+    if (this.pendingFrames <= 0) return;
+    this.pendingFrames -= 1;
     this.renderer.render(this.scene, this.camera);
     if (this.element.dataset.state === "loading" && this.content) {
       this.framesSinceLoad += 1;
@@ -79,6 +94,8 @@ export class Viewer {
     this.content = null;
     this.element.dataset.state = "empty";
     this.element.dataset.kind = "";
+    this.element.dataset.file = "";
+    this.invalidate();
   }
 
   /** Show an asset from its bytes. kind: "mesh" (GLB) or "splats" (PLY, .splat, .spz, GLB). */
@@ -87,6 +104,7 @@ export class Viewer {
     this.clear();
     this.element.dataset.state = "loading";
     this.element.dataset.kind = kind;
+    this.element.dataset.file = fileName;
     this.title.textContent = title || "";
     try {
       const object = kind === "mesh" ? await loadMesh(bytes) : await loadSplats(bytes, fileName);
@@ -96,6 +114,7 @@ export class Viewer {
       this.setWireframe(this.wireframe);
       this.frameObject(object, kind);
       this.framesSinceLoad = 0;
+      this.invalidate();
     } catch (error) {
       if (token !== this.loadToken) return;
       this.element.dataset.state = "error";
@@ -105,7 +124,10 @@ export class Viewer {
   }
 
   frameObject(object, kind) {
-    const box = kind === "splats" ? object.getBoundingBox(true) : new THREE.Box3().setFromObject(object);
+    const box =
+      kind === "splats"
+        ? object.getBoundingBox(true).applyMatrix4(object.matrixWorld)
+        : new THREE.Box3().setFromObject(object);
     if (box.isEmpty()) return;
     const center = box.getCenter(new THREE.Vector3());
     const size = box.getSize(new THREE.Vector3()).length() || 1;
@@ -120,6 +142,7 @@ export class Viewer {
 
   setWireframe(on) {
     this.wireframe = on;
+    this.invalidate(2);
     this.content?.traverse?.((node) => {
       if (node.isMesh && node.material && !(node instanceof SplatMesh)) {
         for (const material of [node.material].flat()) material.wireframe = on;
@@ -137,5 +160,7 @@ function loadMesh(bytes) {
 async function loadSplats(bytes, fileName) {
   const mesh = new SplatMesh({ fileBytes: new Uint8Array(bytes), fileName });
   await mesh.initialized;
+  if (RDF_FILES.test(fileName)) mesh.quaternion.set(1, 0, 0, 0);
+  mesh.updateMatrixWorld(true);
   return mesh;
 }
