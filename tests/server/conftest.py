@@ -53,6 +53,8 @@ class Server:
             str(self.workspace),
             "--port",
             str(self.port),
+            # The suite builds the web studio once (studio_bundle), not in every server.
+            "--no-build-studio",
         ]
         for key, value in self.options.items():
             command += [f"--{key.replace('_', '-')}", str(value)]

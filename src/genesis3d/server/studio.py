@@ -71,17 +71,22 @@ def build_studio(
     npm = shutil.which("npm")
     if npm is None:
         raise MissingDependencyError("building the web studio", "npm", NODE_INSTALL)
-    with _build_lock(web_dir):
+    with _build_lock(web_dir) as held:
         if studio_built(static_dir) and not force:
             return static_dir
         if _needs_install(web_dir):
             logger.info("installing the web studio's npm packages in %s", web_dir)
-            _npm(npm, ["ci", "--no-audit", "--no-fund"], web_dir)
+            _npm(npm, ["ci", "--no-audit", "--no-fund"], web_dir, held)
         static_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".static-", dir=static_dir.parent))
         try:
             logger.info("building the web studio into %s", static_dir)
-            _npm(npm, ["run", "build", "--", "--outDir", str(staging), "--emptyOutDir"], web_dir)
+            _npm(
+                npm,
+                ["run", "build", "--", "--outDir", str(staging), "--emptyOutDir"],
+                web_dir,
+                held,
+            )
             if not studio_built(staging):
                 raise StudioBuildError(f"the studio build wrote no index.html into {staging}")
             old = static_dir.with_name(staging.name + "-old")
@@ -120,10 +125,13 @@ def _needs_install(web_dir: Path) -> bool:
     return not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime
 
 
-def _npm(npm: str, arguments: list[str], web_dir: Path) -> None:
+def _npm(npm: str, arguments: list[str], web_dir: Path, held: tuple[int, ...]) -> None:
     result = subprocess.run(
         [npm, *arguments],
         cwd=web_dir,
+        # npm keeps the build lock open: a server stopped mid-build leaves npm running, and
+        # the next build must wait for it rather than race it in node_modules.
+        pass_fds=held,
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_SECONDS,
@@ -137,14 +145,13 @@ def _npm(npm: str, arguments: list[str], web_dir: Path) -> None:
 
 @contextmanager
 def _build_lock(web_dir: Path):
+    """Hold an exclusive lock on ``web/.build.lock``; yields the file descriptors to pass on."""
     try:
         import fcntl
     except ImportError:  # Windows: builds are not serialised there
-        yield
+        logger.info("no fcntl here: concurrent studio builds are not serialised")
+        yield ()
         return
     with open(web_dir / ".build.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield (handle.fileno(),)
