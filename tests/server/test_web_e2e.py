@@ -209,10 +209,12 @@ def test_page_fits_a_phone_and_offers_its_camera(page, web_server):
         camera = page.locator("#camera-input")
         assert camera.get_attribute("capture") == "environment"
         assert camera.get_attribute("accept") == "image/*"
-        # One column: the form comes before the queue, the viewer spans the width.
+        # One column: the form first, then the queue; the compare view stays hidden.
         form = page.locator("#submit-panel").bounding_box()
         queue = page.locator("#jobs-panel").bounding_box()
+        assert form["y"] < 100
         assert queue["y"] >= form["y"] + form["height"] - 1
+        assert not page.locator('.slot[data-slot="1"]').is_visible()
         assert page.errors == []
     finally:
         page.set_viewport_size({"width": 1280, "height": 900})
