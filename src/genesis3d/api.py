@@ -88,6 +88,32 @@ def default_params(model: str) -> dict[str, Any]:
     return validate_params(model, {})
 
 
+def param_help(model: str) -> dict[str, str]:
+    """One line of help per parameter of a family, from its parameter class's docstring.
+
+    Returns:
+        ``{name: help}`` for each parameter the ``Attributes:`` section documents.
+    """
+    import inspect as _inspect
+    import re
+
+    cls = pipeline_class(get_family(model)).params_class
+    doc = _inspect.getdoc(cls) or ""
+    section = doc.split("Attributes:", 1)[1] if "Attributes:" in doc else ""
+    found: dict[str, str] = {}
+    name = None
+    for line in section.splitlines():
+        match = re.match(r"^\s{4}(\w+):\s*(.*)$", line)
+        if match:
+            name = match.group(1)
+            found[name] = match.group(2).strip()
+        elif name is not None and line.strip():
+            found[name] += " " + line.strip()
+        elif not line.strip() and name is not None:
+            name = None
+    return found
+
+
 def run(
     image: Any,
     *,

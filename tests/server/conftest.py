@@ -53,6 +53,8 @@ class Server:
             str(self.workspace),
             "--port",
             str(self.port),
+            # The suite builds the web studio once (studio_bundle), not in every server.
+            "--no-build-studio",
         ]
         for key, value in self.options.items():
             command += [f"--{key.replace('_', '-')}", str(value)]
@@ -183,3 +185,11 @@ def picture_bytes(size: int = 96, fmt: str = "PNG") -> bytes:
 @pytest.fixture(scope="session")
 def disc_png() -> bytes:
     return picture_bytes()
+
+
+@pytest.fixture(scope="session")
+def studio_bundle() -> Path:
+    """The built web studio, built now from web/ when missing (npm ci, vite build)."""
+    from genesis3d.server.studio import build_studio
+
+    return build_studio()

@@ -41,6 +41,8 @@ models_app = typer.Typer(
     help="The model families, their availability and licences.", invoke_without_command=True
 )
 app.add_typer(models_app, name="models")
+studio_app = typer.Typer(help="The web studio served by `genesis3d serve`.", no_args_is_help=True)
+app.add_typer(studio_app, name="studio")
 
 logger = logging.getLogger("genesis3d.cli")
 
@@ -596,6 +598,12 @@ def serve(
             help="Allow this browser origin (repeatable; GENESIS_CORS_ORIGINS; default none: CORS off)."
         ),
     ] = None,
+    build_studio: Annotated[
+        bool,
+        typer.Option(
+            help="In a source checkout with npm, build the web studio in the background when it is missing."
+        ),
+    ] = True,
 ) -> None:
     """Run the Genesis studio server: a job queue, worker processes and a REST API.
 
@@ -635,7 +643,19 @@ def serve(
     err.print(
         f"Genesis studio on http://{settings.host}:{settings.port} with {settings.workers} worker(s); data in {settings.workspace}"
     )
-    run_server(settings)
+    run_server(settings, build_studio=build_studio)
+
+
+@studio_app.command("build")
+def studio_build(
+    force: Annotated[bool, typer.Option(help="Rebuild even when a build is present.")] = False,
+) -> None:
+    """Build the web studio from web/ into the package (needs a source checkout and Node.js/npm)."""
+    from genesis3d.server.studio import build_studio as build
+
+    _stderr().print("building the web studio (npm ci, vite build)...")
+    folder = build(force=force)
+    _stderr().print(f"the web studio is in {folder}")
 
 
 def main(argv: list[str] | None = None) -> None:

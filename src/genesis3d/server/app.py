@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,19 +38,30 @@ def resolve_token(settings: Settings) -> tuple[Settings, bool]:
     return settings.replace(token=token), created
 
 
-def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
-    """Build the studio app: job store in the workspace, worker processes, REST routes.
+def create_app(
+    settings: Settings,
+    *,
+    start_workers: bool = True,
+    build_studio: bool = False,
+    static_dir: Path | None = None,
+) -> FastAPI:
+    """Build the studio app: job store in the workspace, worker processes, REST routes, web page.
 
     Args:
         settings: the validated configuration.
         start_workers: start ``settings.workers`` worker processes with the app.
+        build_studio: build the web studio in the background when it is missing and this
+            is a source checkout with npm (see :mod:`genesis3d.server.studio`).
+        static_dir: folder of the built web studio; default the package's ``static/``.
 
     Returns:
         The ASGI app; the workers start and stop with its lifespan.
     """
     from genesis3d import __version__
     from genesis3d.server.routes import router
+    from genesis3d.server.studio import STATIC_DIR, build_in_background
 
+    static_dir = STATIC_DIR if static_dir is None else static_dir
     settings, _ = resolve_token(settings)
     workspace = Workspace(settings.workspace).create()
     store = JobStore(settings.resolved_database_url)
@@ -59,6 +71,9 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI):
         if start_workers:
             pool.start()
+        if build_studio and build_in_background(static_dir=static_dir):
+            studio_files.building = True
+            logger.info("the web studio is being built; its page appears when the build ends")
         # Import the pipeline modules now rather than on the first request that needs them.
         threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
         try:
@@ -83,6 +98,8 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     app.state.pool = pool
     app.include_router(router)
     _install_error_handlers(app)
+    studio_files = StudioFiles(static_dir)
+    app.mount("/", studio_files, name="studio")
 
     @app.middleware("http")
     async def _refuse_oversized_uploads(request: Request, call_next):
@@ -112,6 +129,46 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     return app
+
+
+NOT_BUILT_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Genesis studio</title>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem">
+<h1>Genesis studio</h1><p>The web studio is not built yet{reason}.</p>
+<p>Build it from a source checkout with Node.js and npm: <code>genesis3d studio build</code>
+(<code>genesis3d serve</code> also builds it on a start where it is missing), then reload.
+The REST API works without it: see <a href="/docs">/docs</a>.</p></body></html>"""
+
+
+class StudioFiles:
+    """The built web studio as static files; a page saying how to build it while it is missing.
+
+    The folder is looked at on every request, so a bundle built after the start (in the
+    background by ``genesis3d serve``) is served without a restart.
+    """
+
+    def __init__(self, directory: Path, *, building: bool = False) -> None:
+        from starlette.staticfiles import StaticFiles
+
+        self.directory = directory
+        self.building = building
+        self.files = StaticFiles(directory=directory, html=True, check_dir=False)
+
+    async def __call__(self, scope, receive, send) -> None:
+        from starlette.responses import HTMLResponse
+
+        from genesis3d.server.studio import studio_built
+
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            raise StarletteHTTPException(
+                404, f"no API endpoint {scope['path']}; see the OpenAPI document at /docs"
+            )
+        if scope["type"] == "http" and not studio_built(self.directory):
+            reason = " (it is being built now)" if self.building else ""
+            response = HTMLResponse(NOT_BUILT_PAGE.format(reason=reason), status_code=503)
+            await response(scope, receive, send)
+            return
+        await self.files(scope, receive, send)
 
 
 def _warm_up() -> None:
@@ -217,11 +274,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def run_server(settings: Settings) -> None:
-    """Serve the app with uvicorn until interrupted (workers stop with it)."""
+def run_server(settings: Settings, *, build_studio: bool = True) -> None:
+    """Serve the app with uvicorn until interrupted (workers stop with it).
+
+    Args:
+        settings: the validated configuration.
+        build_studio: build the web studio in the background if it is missing.
+    """
     import uvicorn
 
-    app = create_app(settings)
+    app = create_app(settings, build_studio=build_studio)
     uvicorn.run(
         app,
         host=settings.host,

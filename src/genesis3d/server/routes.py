@@ -105,6 +105,7 @@ def models() -> list[ModelOut]:
                 reason=status.reason,
                 description=family.description,
                 default_params=default_params(family.name),
+                param_help=param_help(family.name),
             )
         )
     return rows
@@ -116,6 +117,13 @@ def default_params(model: str) -> dict[str, Any]:
     the first call imports the family's pipeline module."""
     family = get_family(model)
     return api.default_params(family.name) if is_implemented(family) else {}
+
+
+@functools.cache
+def param_help(model: str) -> dict[str, str]:
+    """A family's help line per parameter ({} for a family this version does not ship), cached."""
+    family = get_family(model)
+    return api.param_help(family.name) if is_implemented(family) else {}
 
 
 @router.post(
@@ -286,6 +294,43 @@ def download_artifact(
     request: Request, job_id: JobId, name: Annotated[str, Path(max_length=64)]
 ) -> FileResponse:
     """Download one artifact of a completed job, by the name listed in its ``artifacts``."""
+    job, path, match = _artifact(request, job_id, name)
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(match["format"], "application/octet-stream"),
+        filename=f"{job.id[:8]}-{match['name']}",
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts/{name}/inspect",
+    dependencies=protected,
+    responses={
+        200: {
+            "description": "health and statistics of the artifact, as `genesis3d inspect` "
+            "prints them: for a mesh counts, bounds, watertight, manifold, degenerate faces, "
+            "components, UV coverage, texture sizes; for splats count, bounds, scale and "
+            "opacity statistics"
+        },
+        404: _errors[404],
+    },
+    tags=["jobs"],
+)
+async def inspect_artifact(
+    request: Request, job_id: JobId, name: Annotated[str, Path(max_length=64)]
+) -> dict[str, Any]:
+    """Health figures of one artifact (``genesis3d.api.inspect``), computed once and kept."""
+    job, path, _ = await run_in_threadpool(_artifact, request, job_id, name)
+    return await run_in_threadpool(_inspect_cached, str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _inspect_cached(path: str, mtime_ns: int) -> dict[str, Any]:
+    return api.inspect(path)
+
+
+def _artifact(request: Request, job_id: str, name: str):
+    """(job, file path, artifact record) of an artifact listed by the job; 404 otherwise."""
     job = _store(request).get(job_id)
     # The file path comes from the job's own record, never from the request.
     match = next((item for item in job.artifacts if item["name"] == name), None)
@@ -297,11 +342,7 @@ def download_artifact(
     path = _workspace(request).artifact_path(match["path"])
     if not path.is_file():
         raise HTTPException(404, f"the file of artifact {name!r} is missing from the workspace")
-    return FileResponse(
-        path,
-        media_type=MEDIA_TYPES.get(match["format"], "application/octet-stream"),
-        filename=f"{job.id[:8]}-{match['name']}",
-    )
+    return job, path, match
 
 
 @router.get(

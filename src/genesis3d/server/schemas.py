@@ -140,6 +140,9 @@ class ModelOut(BaseModel):
     reason: str
     description: str
     default_params: dict[str, Any]
+    param_help: dict[str, str] = Field(
+        default_factory=dict, description="one line of help per parameter"
+    )
 
 
 class WorkerOut(BaseModel):
