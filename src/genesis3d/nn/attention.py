@@ -3,7 +3,8 @@
 Every attention of every model goes through :func:`attention`. By default it calls
 ``torch.nn.functional.scaled_dot_product_attention``, which on CUDA dispatches to fused
 (flash / memory-efficient) kernels and never materialises the score matrix of a long
-sequence. The reference backend computes softmax(q k^T * scale) v explicitly in float32,
+sequence. An additive ``bias`` (Swin's relative positions, a mask) goes to SDPA's
+``attn_mask``. The reference backend computes softmax(q k^T * scale + bias) v explicitly in float32,
 one block of queries at a time; it is the test oracle for the fused path, and the block
 size keeps even the oracle from allocating a full (L x L) matrix per head.
 
@@ -62,21 +63,25 @@ def attention(
     value: torch.Tensor,
     *,
     scale: float | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Scaled dot-product attention without a mask.
+    """Scaled dot-product attention, optionally with additive scores (a bias or a mask).
 
     Args:
         query: (B, H, Lq, D).
         key: (B, H, Lk, D).
         value: (B, H, Lk, Dv).
         scale: multiplier of the scores; default 1/sqrt(D).
+        bias: None, or additive scores broadcastable to (B, H, Lq, Lk) (e.g. Swin's relative
+            position bias); -inf masks a pair, and every query must keep at least one key.
 
     Returns:
         (B, H, Lq, Dv) in the dtype of ``query``.
     """
     if _BACKEND.get() == "reference":
-        return reference_attention(query, key, value, scale=scale)
-    return F.scaled_dot_product_attention(query, key, value, scale=scale)
+        return reference_attention(query, key, value, scale=scale, bias=bias)
+    mask = None if bias is None else bias.to(query.dtype)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale)
 
 
 def reference_attention(
@@ -85,6 +90,7 @@ def reference_attention(
     value: torch.Tensor,
     *,
     scale: float | None = None,
+    bias: torch.Tensor | None = None,
     query_block: int = REFERENCE_QUERY_BLOCK,
 ) -> torch.Tensor:
     """Explicit softmax attention in float32, computed block by block over the queries.
@@ -94,11 +100,15 @@ def reference_attention(
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     key32 = key.float()
     value32 = value.float()
+    if bias is not None and bias.dim() < 2:
+        raise ConfigError(f"attention bias must have at least 2 dimensions, got {bias.dim()}")
     blocks = []
     for start in range(0, query.shape[-2], query_block):
-        scores = torch.matmul(
-            query[..., start : start + query_block, :].float(), key32.transpose(-1, -2)
-        )
-        weights = torch.softmax(scores * scale, dim=-1)
+        stop = start + query_block
+        scores = torch.matmul(query[..., start:stop, :].float(), key32.transpose(-1, -2)) * scale
+        if bias is not None:
+            rows = bias if bias.shape[-2] == 1 else bias[..., start:stop, :]
+            scores = scores + rows.float()
+        weights = torch.softmax(scores, dim=-1)
         blocks.append(torch.matmul(weights, value32))
     return torch.cat(blocks, dim=-2).to(query.dtype)

@@ -8,13 +8,10 @@ in float32 instead (the test oracle of the fused path).
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from genesis3d.nn.attention import current_backend
+from genesis3d.nn.attention import attention, reference_attention
 
 
 def biased_attention(
@@ -25,24 +22,17 @@ def biased_attention(
     *,
     scale: float | None = None,
 ) -> torch.Tensor:
-    """softmax(query key^T * scale + bias) value.
+    """softmax(query key^T * scale + bias) value through :func:`genesis3d.nn.attention.attention`.
 
     Args:
-        query: (B, H, Lq, D).
-        key: (B, H, Lk, D).
-        value: (B, H, Lk, Dv).
-        bias: additive scores, broadcastable to (B, H, Lq, Lk); -inf masks a pair (every
-            query must keep at least one key).
+        query: (B, H, Lq, D); key: (B, H, Lk, D); value: (B, H, Lk, Dv).
+        bias: additive scores broadcastable to (B, H, Lq, Lk); -inf masks a pair.
         scale: multiplier of the scores; default 1/sqrt(D).
 
     Returns:
         (B, H, Lq, Dv) in the dtype of ``query``.
     """
-    if current_backend() == "reference":
-        return reference_biased_attention(query, key, value, bias, scale=scale)
-    return F.scaled_dot_product_attention(
-        query, key, value, attn_mask=bias.to(query.dtype), scale=scale
-    )
+    return attention(query, key, value, scale=scale, bias=bias)
 
 
 def reference_biased_attention(
@@ -53,11 +43,8 @@ def reference_biased_attention(
     *,
     scale: float | None = None,
 ) -> torch.Tensor:
-    """Explicit float32 twin of :func:`biased_attention` (same arguments and result)."""
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale + bias.float()
-    weights = torch.softmax(scores, dim=-1)
-    return torch.matmul(weights, value.float()).to(query.dtype)
+    """The explicit float32 twin of :func:`biased_attention` (same arguments and result)."""
+    return reference_attention(query, key, value, scale=scale, bias=bias)
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
