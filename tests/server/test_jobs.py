@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 from genesis3d.io.glb import read_glb
 
@@ -120,3 +122,18 @@ def test_bad_parameters(server, disc_png):
         answer = server.submit(disc_png, **fields)
         assert answer.status_code == 422, (fields, answer.text)
         assert expected in answer.json()["message"], (fields, answer.json())
+
+
+def test_workers_run_niced_below_the_api(server):
+    workers = server.request("GET", "/api/health").json()["workers"]
+    assert workers and all(w["alive"] for w in workers)
+    for worker in workers:
+        # Field 19 of /proc/PID/stat is the niceness (after the parenthesised command name).
+        deadline = time.monotonic() + 10
+        while True:
+            stat = Path(f"/proc/{worker['pid']}/stat").read_text()
+            nice = int(stat.rsplit(")", 1)[1].split()[16])
+            if nice >= 10 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # the worker sets it as it starts
+        assert nice >= 10

@@ -167,3 +167,11 @@ def test_settings_from_flags_and_environment(tmp_path):
         load_settings({"max_queue": 0}, {})
     with pytest.raises(ConfigError, match="token must be at least 16"):
         Settings(token="short")
+
+
+def test_worker_niceness_setting(tmp_path):
+    assert Settings().worker_nice == 10
+    assert load_settings({}, {"GENESIS_WORKER_NICE": "0"}).worker_nice == 0
+    with pytest.raises(ConfigError, match="worker_nice must be an integer between 0 and 19"):
+        load_settings({"worker_nice": 25}, {})
+    assert Settings.from_json(Settings(worker_nice=3).to_json()).worker_nice == 3

@@ -592,6 +592,12 @@ def serve(
             help="Seconds a worker's claim lasts without a heartbeat (GENESIS_LEASE_SECONDS; default 30)."
         ),
     ] = None,
+    worker_nice: Annotated[
+        int | None,
+        typer.Option(
+            help="Niceness of worker processes, 0-19, so the API stays responsive during a generation (GENESIS_WORKER_NICE; default 10)."
+        ),
+    ] = None,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option(
@@ -630,6 +636,7 @@ def serve(
             "max_pixels": max_pixels,
             "max_attempts": max_attempts,
             "lease_seconds": lease_seconds,
+            "worker_nice": worker_nice,
             "cors_origins": cors_origin,
         }
     )

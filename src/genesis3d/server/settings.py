@@ -42,6 +42,8 @@ class Settings:
             worker dies).
         lease_seconds: how long a worker's claim on a job lasts without a heartbeat.
         cors_origins: origins allowed by CORS; empty turns CORS off.
+        worker_nice: scheduling niceness added to worker processes (0-19, POSIX), so the
+            API answers promptly while a generation keeps the CPU busy.
     """
 
     workspace: Path = DEFAULT_WORKSPACE
@@ -56,6 +58,7 @@ class Settings:
     max_queue: int = 100
     max_attempts: int = 3
     lease_seconds: float = 30.0
+    worker_nice: int = 10
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -66,6 +69,7 @@ class Settings:
         _check_int("max_pixels", self.max_pixels, 64 * 64, 2**31)
         _check_int("max_queue", self.max_queue, 1, 1_000_000)
         _check_int("max_attempts", self.max_attempts, 1, 100)
+        _check_int("worker_nice", self.worker_nice, 0, 19)
         if not isinstance(self.lease_seconds, int | float) or not 0.5 <= self.lease_seconds <= 3600:
             raise ConfigError(
                 f"lease_seconds must be a number between 0.5 and 3600, got {self.lease_seconds!r}"
@@ -126,7 +130,15 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
         raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
 
 
-_INTEGERS = ("port", "workers", "max_upload_bytes", "max_pixels", "max_queue", "max_attempts")
+_INTEGERS = (
+    "port",
+    "workers",
+    "max_upload_bytes",
+    "max_pixels",
+    "max_queue",
+    "max_attempts",
+    "worker_nice",
+)
 _LISTS = ("devices", "cors_origins")
 
 

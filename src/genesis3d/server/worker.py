@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     device = args[1]
     parent_pid = int(args[2]) if len(args) > 2 else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
+    if settings.worker_nice and hasattr(os, "nice"):
+        os.nice(settings.worker_nice)  # the API process keeps priority over generation
     worker = Worker(settings, device, parent_pid)
 
     def _stop(signum, frame) -> None:  # noqa: ARG001
