@@ -161,6 +161,26 @@ def main() -> None:
         name: sum(info.numel for info in read_header(args.weights / c.file).values())
         for name, c in COMPONENTS.items() if c.required
     }  # fmt: skip
+    stages = ["preprocess", "encode", "sample", "decode"]
+    header = (
+        f"{'dtype':9} {'offload':7} {'load s':>7} "
+        + " ".join(f"{s + ' s':>10} {'peak MB':>8}" for s in stages)
+        + f" {'call peak MB':>12} {'target MB':>9}"
+    )
+
+    def line(row: dict) -> str:
+        largest = max(numel.values()) * DTYPE_BYTES[row["dtype"]] / 2**20
+        target = largest + 2048
+        cells = " ".join(
+            f"{row['timings'].get(s, 0):10.2f} {row['peaks_mb'].get(s, 0):8.0f}" for s in stages
+        )
+        peak = max(row["peaks_mb"].values())
+        verdict = ("ok" if peak < target else "OVER") if row["offload"] == "model" else ""
+        return (
+            f"{row['dtype']:9} {row['offload']:7} {row['load_s']:7.1f} {cells} {peak:12.0f} "
+            f"{target:9.0f} {verdict}"
+        )
+
     rows = []
     for dtype in args.dtypes.split(","):
         for offload in args.offload.split(","):
@@ -173,25 +193,12 @@ def main() -> None:
                 print(done.stderr[-2000:])
                 continue
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(header + "\n" + line(rows[-1]), flush=True)  # each row as soon as it is known
 
-    stages = ["preprocess", "encode", "sample", "decode"]
-    header = (
-        f"{'dtype':9} {'offload':7} {'load s':>7} "
-        + " ".join(f"{s + ' s':>10} {'peak MB':>8}" for s in stages)
-        + f" {'call peak MB':>12} {'target MB':>9}"
-    )
+    print("\nall configurations:")
     print(header)
     for row in rows:
-        largest = max(numel.values()) * DTYPE_BYTES[row["dtype"]] / 2**20
-        target = largest + 2048
-        cells = " ".join(
-            f"{row['timings'].get(s, 0):10.2f} {row['peaks_mb'].get(s, 0):8.0f}" for s in stages
-        )
-        peak = max(row["peaks_mb"].values())
-        verdict = "ok" if peak < target or row["offload"] == "none" else "OVER"
-        print(
-            f"{row['dtype']:9} {row['offload']:7} {row['load_s']:7.1f} {cells} {peak:12.0f} {target:9.0f} {verdict}"
-        )
+        print(line(row))
     tokens, heads = 8192 + 4101 + 1, 16
     for dtype in args.dtypes.split(","):
         size = heads * tokens**2 * DTYPE_BYTES[dtype] / 2**30
