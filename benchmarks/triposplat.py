@@ -122,18 +122,34 @@ def child(args: argparse.Namespace) -> None:
     )
     load_s = time.perf_counter() - start
 
+    starts: dict[str, float] = {}
+
     def progress(event) -> None:
         if sampler.stage != event.stage:
+            starts[event.stage] = time.perf_counter()
             sampler.mark(event.stage)
 
+    from genesis3d.errors import AssetError
+
     picture = sorted(PICTURES.glob("*.webp"))[0]
-    result = pipeline(
-        picture, seed=0, gaussians=args.gaussians, steps=args.steps, progress=progress
-    )
+    note, gaussians = "", 0
+    try:
+        result = pipeline(
+            picture, seed=0, gaussians=args.gaussians, steps=args.steps, progress=progress
+        )
+        timings, gaussians = result.timings, len(result.splats.means)
+    except AssetError as error:
+        # Random weights can decode to non-finite splats, which the asset refuses after
+        # every stage has run: the stage times and memory still stand.
+        end = time.perf_counter()
+        order = sorted(starts, key=starts.get)
+        bounds = [starts[name] for name in order[1:]] + [end]
+        timings = {name: stop - starts[name] for name, stop in zip(order, bounds, strict=True)}
+        note = f"output refused (random weights): {str(error)[:90]}"
     sampler.stop()
     print(json.dumps({
-        "dtype": args.dtype, "offload": args.offload, "load_s": load_s, "timings": result.timings,
-        "peaks_mb": sampler.peaks, "base_mb": base, "gaussians": len(result.splats.means),
+        "dtype": args.dtype, "offload": args.offload, "load_s": load_s, "timings": timings,
+        "peaks_mb": sampler.peaks, "base_mb": base, "gaussians": gaussians, "note": note,
     }))  # fmt: skip
 
 
@@ -194,6 +210,8 @@ def main() -> None:
                 continue
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(header + "\n" + line(rows[-1]), flush=True)  # each row as soon as it is known
+            if rows[-1].get("note"):
+                print("  " + rows[-1]["note"], flush=True)
 
     print("\nall configurations:")
     print(header)
