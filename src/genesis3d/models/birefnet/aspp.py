@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from genesis3d.models.birefnet.deform_conv import DeformableConv2d
+from genesis3d.nn.conv import Conv2d
 
 
 class DeformableBranch(nn.Module):
@@ -43,13 +44,11 @@ class ASPPDeformable(nn.Module):
         )
         self.global_avg_pool = nn.Sequential(
             nn.AdaptiveAvgPool2d((1, 1)),
-            nn.Conv2d(in_channels, branch_channels, 1, bias=False),
+            Conv2d(in_channels, branch_channels, 1, bias=False),
             nn.BatchNorm2d(branch_channels),
             nn.ReLU(),
         )
-        self.conv1 = nn.Conv2d(
-            branch_channels * (2 + len(kernel_sizes)), in_channels, 1, bias=False
-        )
+        self.conv1 = Conv2d(branch_channels * (2 + len(kernel_sizes)), in_channels, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.dropout = nn.Dropout(0.5)
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from genesis3d.models.birefnet.aspp import ASPPDeformable
 from genesis3d.models.birefnet.config import PATCH_SIZE, BiRefNetConfig
+from genesis3d.nn.conv import Conv2d
 
 #: Strides of the image-patch input blocks ``ipt_blk5``..``ipt_blk1``.
 INPUT_BLOCK_STRIDES = (8 * PATCH_SIZE, 4 * PATCH_SIZE, 2 * PATCH_SIZE, PATCH_SIZE, 1)
@@ -51,10 +52,10 @@ class BasicDecBlk(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, config: BiRefNetConfig) -> None:
         super().__init__()
         inner = config.decoder_channels
-        self.conv_in = nn.Conv2d(in_channels, inner, 3, 1, padding=1)
+        self.conv_in = Conv2d(in_channels, inner, 3, 1, padding=1)
         self.bn_in = nn.BatchNorm2d(inner)
         self.dec_att = ASPPDeformable(inner, config.aspp_channels, config.aspp_kernel_sizes)
-        self.conv_out = nn.Conv2d(inner, out_channels, 3, 1, padding=1)
+        self.conv_out = Conv2d(inner, out_channels, 3, 1, padding=1)
         self.bn_out = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,7 @@ class BasicLatBlk(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, 1, 0)
+        self.conv = Conv2d(in_channels, out_channels, 1, 1, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -78,8 +79,8 @@ class SimpleConvs(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, inner: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, inner, 3, 1, 1)
-        self.conv_out = nn.Conv2d(inner, out_channels, 3, 1, 1)
+        self.conv1 = Conv2d(in_channels, inner, 3, 1, 1)
+        self.conv_out = Conv2d(inner, out_channels, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_out(self.conv1(x))
@@ -87,7 +88,7 @@ class SimpleConvs(nn.Module):
 
 def _gradient_convs(in_channels: int, channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, channels, 3, 1, 1), nn.BatchNorm2d(channels), nn.ReLU()
+        Conv2d(in_channels, channels, 3, 1, 1), nn.BatchNorm2d(channels), nn.ReLU()
     )
 
 
@@ -112,28 +113,28 @@ class Decoder(nn.Module):
         self.decoder_block3 = BasicDecBlk(ins[1], outs[1], config)
         self.decoder_block2 = BasicDecBlk(ins[2], outs[2], config)
         self.decoder_block1 = BasicDecBlk(ins[3], outs[3], config)
-        self.conv_out1 = nn.Sequential(nn.Conv2d(outs[3] + inputs[3], 1, 1, 1, 0))
+        self.conv_out1 = nn.Sequential(Conv2d(outs[3] + inputs[3], 1, 1, 1, 0))
 
         self.lateral_block4 = BasicLatBlk(channels[1], outs[0])
         self.lateral_block3 = BasicLatBlk(channels[2], outs[1])
         self.lateral_block2 = BasicLatBlk(channels[3], outs[2])
 
         # Multi-scale supervision heads: used in training only.
-        self.conv_ms_spvn_4 = nn.Conv2d(outs[0], 1, 1, 1, 0)
-        self.conv_ms_spvn_3 = nn.Conv2d(outs[1], 1, 1, 1, 0)
-        self.conv_ms_spvn_2 = nn.Conv2d(outs[2], 1, 1, 1, 0)
+        self.conv_ms_spvn_4 = Conv2d(outs[0], 1, 1, 1, 0)
+        self.conv_ms_spvn_3 = Conv2d(outs[1], 1, 1, 1, 0)
+        self.conv_ms_spvn_2 = Conv2d(outs[2], 1, 1, 1, 0)
 
         gdt = config.gradient_channels
         self.gdt_convs_4 = _gradient_convs(outs[0], gdt)
         self.gdt_convs_3 = _gradient_convs(outs[1], gdt)
         self.gdt_convs_2 = _gradient_convs(outs[2], gdt)
         # Gradient predictions: used in training only.
-        self.gdt_convs_pred_4 = nn.Sequential(nn.Conv2d(gdt, 1, 1, 1, 0))
-        self.gdt_convs_pred_3 = nn.Sequential(nn.Conv2d(gdt, 1, 1, 1, 0))
-        self.gdt_convs_pred_2 = nn.Sequential(nn.Conv2d(gdt, 1, 1, 1, 0))
-        self.gdt_convs_attn_4 = nn.Sequential(nn.Conv2d(gdt, 1, 1, 1, 0))
-        self.gdt_convs_attn_3 = nn.Sequential(nn.Conv2d(gdt, 1, 1, 1, 0))
-        self.gdt_convs_attn_2 = nn.Sequential(nn.Conv2d(gdt, 1, 1, 1, 0))
+        self.gdt_convs_pred_4 = nn.Sequential(Conv2d(gdt, 1, 1, 1, 0))
+        self.gdt_convs_pred_3 = nn.Sequential(Conv2d(gdt, 1, 1, 1, 0))
+        self.gdt_convs_pred_2 = nn.Sequential(Conv2d(gdt, 1, 1, 1, 0))
+        self.gdt_convs_attn_4 = nn.Sequential(Conv2d(gdt, 1, 1, 1, 0))
+        self.gdt_convs_attn_3 = nn.Sequential(Conv2d(gdt, 1, 1, 1, 0))
+        self.gdt_convs_attn_2 = nn.Sequential(Conv2d(gdt, 1, 1, 1, 0))
 
     @staticmethod
     def _with_tiles(features: torch.Tensor, image: torch.Tensor, block: nn.Module) -> torch.Tensor:

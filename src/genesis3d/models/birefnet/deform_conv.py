@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genesis3d.errors import InputError
+from genesis3d.nn.conv import Conv2d
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -267,9 +268,9 @@ class DeformableConv2d(nn.Module):
         self.stride = stride
         self.padding = padding
         taps = kernel_size * kernel_size
-        self.offset_conv = nn.Conv2d(in_channels, 2 * taps, kernel_size, stride, padding, bias=True)
-        self.modulator_conv = nn.Conv2d(in_channels, taps, kernel_size, stride, padding, bias=True)
-        self.regular_conv = nn.Conv2d(
+        self.offset_conv = Conv2d(in_channels, 2 * taps, kernel_size, stride, padding, bias=True)
+        self.modulator_conv = Conv2d(in_channels, taps, kernel_size, stride, padding, bias=True)
+        self.regular_conv = Conv2d(
             in_channels, out_channels, kernel_size, stride, padding, bias=bias
         )
         # As upstream: start as a regular conv (zero offsets, modulation 1).

@@ -19,6 +19,7 @@ from genesis3d.models.birefnet.window_attention import (
     window_partition,
     window_reverse,
 )
+from genesis3d.nn.conv import Conv2d
 
 
 class Mlp(nn.Module):
@@ -129,7 +130,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, embed_dim: int) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(3, embed_dim, PATCH_SIZE, PATCH_SIZE)
+        self.proj = Conv2d(3, embed_dim, PATCH_SIZE, PATCH_SIZE)
         self.norm = nn.LayerNorm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from torch import nn
 
 from genesis3d.errors import ConfigError, WeightsError
 from genesis3d.nn.attention import attention
+from genesis3d.nn.conv import Conv2d
 from genesis3d.nn.norms import layer_norm_fp32
 from genesis3d.nn.rope import apply_half_rotary
 
@@ -145,7 +146,7 @@ class DINOv3Embeddings(nn.Module):
         c = config.hidden_size
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c))
         self.register_tokens = nn.Parameter(torch.zeros(1, config.num_register_tokens, c))
-        self.patch_embeddings = nn.Conv2d(3, c, config.patch_size, stride=config.patch_size)
+        self.patch_embeddings = Conv2d(3, c, config.patch_size, stride=config.patch_size)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         patches = self.patch_embeddings(pixels).flatten(2).transpose(1, 2)
@@ -218,11 +219,11 @@ class ResnetBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, groups: int = 32) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, in_channels, eps=1e-6)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv1 = Conv2d(in_channels, out_channels, 3, padding=1)
         self.norm2 = nn.GroupNorm(groups, out_channels, eps=1e-6)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.conv2 = Conv2d(out_channels, out_channels, 3, padding=1)
         if in_channels != out_channels:
-            self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1)
+            self.conv_shortcut = Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # In-place SiLU and sum on fresh intermediates: at 1024 px a 128-channel float32
@@ -237,7 +238,7 @@ class ResnetBlock(nn.Module):
 class Downsample(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2)
+        self.conv = Conv2d(channels, channels, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, (0, 1, 0, 1)))
@@ -301,14 +302,14 @@ class Encoder(nn.Module):
         self, channels: tuple[int, ...], layers: int, latent_channels: int, groups: int = 32
     ) -> None:
         super().__init__()
-        self.conv_in = nn.Conv2d(3, channels[0], 3, padding=1)
+        self.conv_in = Conv2d(3, channels[0], 3, padding=1)
         self.down_blocks = nn.ModuleList(
             DownBlock(channels[max(i - 1, 0)], c, layers, i < len(channels) - 1, groups)
             for i, c in enumerate(channels)
         )
         self.mid_block = MidBlock(channels[-1], groups)
         self.conv_norm_out = nn.GroupNorm(groups, channels[-1], eps=1e-6)
-        self.conv_out = nn.Conv2d(channels[-1], 2 * latent_channels, 3, padding=1)
+        self.conv_out = Conv2d(channels[-1], 2 * latent_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_in(x)
@@ -345,7 +346,7 @@ class Flux2VAEEncoder(nn.Module):
         super().__init__()
         self.latent_channels = latent_channels
         self.encoder = Encoder(channels, layers, latent_channels, norm_groups)
-        self.quant_conv = nn.Conv2d(2 * latent_channels, 2 * latent_channels, 1)
+        self.quant_conv = Conv2d(2 * latent_channels, 2 * latent_channels, 1)
         self.bn = LatentStatistics(4 * latent_channels)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
