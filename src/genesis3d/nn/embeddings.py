@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from genesis3d.nn.compute_dtype import Linear
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """[cos(t f_i), sin(t f_i)] with f_i = exp(-ln(max_period) i / (dim/2)), in float32.
@@ -47,9 +49,7 @@ class TimestepEmbedder(nn.Module):
         self.frequency_dim = frequency_dim
         self.max_period = max_period
         self.scale = scale
-        self.mlp = nn.Sequential(
-            nn.Linear(frequency_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden)
-        )
+        self.mlp = nn.Sequential(Linear(frequency_dim, hidden), nn.SiLU(), Linear(hidden, hidden))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """t: (B,) -> (B, hidden) in the dtype of the MLP weights."""

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from genesis3d.nn.attention import attention
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.norms import MultiHeadRMSNorm
 
 
@@ -38,9 +39,9 @@ class FeedForward(nn.Module):
         super().__init__()
         hidden = hidden or int(channels * ratio)
         self.mlp = nn.Sequential(
-            nn.Linear(in_channels or channels, hidden),
+            Linear(in_channels or channels, hidden),
             nn.GELU(approximate="tanh"),
-            nn.Linear(hidden, channels),
+            Linear(hidden, channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,15 +71,15 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = channels // heads
         self.kind = kind
         if kind == "self":
-            self.to_qkv = nn.Linear(channels, channels * 3)
+            self.to_qkv = Linear(channels, channels * 3)
         else:
-            self.to_q = nn.Linear(channels, channels)
-            self.to_kv = nn.Linear(context_channels or channels, channels * 2)
+            self.to_q = Linear(channels, channels)
+            self.to_kv = Linear(context_channels or channels, channels * 2)
         self.qk_rms_norm = qk_rms_norm
         if qk_rms_norm:
             self.q_rms_norm = MultiHeadRMSNorm(self.head_dim, heads)
             self.k_rms_norm = MultiHeadRMSNorm(self.head_dim, heads)
-        self.to_out = nn.Linear(channels, channels)
+        self.to_out = Linear(channels, channels)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         batch, length, _ = x.shape

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.norms import LayerNorm32
 
 
@@ -70,9 +71,9 @@ class RePo3DRotaryEmbedding(nn.Module):
         hidden = channels // 8
         self.heads = heads
         self.norm = LayerNorm32(channels, eps=1e-5)
-        self.gate_map = nn.Linear(channels, hidden, bias=False)
-        self.content_map = nn.Linear(channels, hidden, bias=False)
-        self.final_map = nn.Linear(hidden, heads * 3, bias=False)
+        self.gate_map = Linear(channels, hidden, bias=False)
+        self.content_map = Linear(channels, hidden, bias=False)
+        self.final_map = Linear(hidden, heads * 3, bias=False)
         for axis, pairs in enumerate(rope_axis_pairs(head_dim)):
             self.register_parameter(f"freqs_{axis}", nn.Parameter(torch.linspace(1, 16, pairs)))
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from genesis3d.models.birefnet.deform_conv import DeformableConv2d
-from genesis3d.nn.conv import Conv2d
+from genesis3d.nn.compute_dtype import Conv2d
 
 
 class DeformableBranch(nn.Module):

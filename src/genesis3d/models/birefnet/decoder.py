@@ -17,7 +17,7 @@ from torch import nn
 
 from genesis3d.models.birefnet.aspp import ASPPDeformable
 from genesis3d.models.birefnet.config import PATCH_SIZE, BiRefNetConfig
-from genesis3d.nn.conv import Conv2d
+from genesis3d.nn.compute_dtype import Conv2d
 
 #: Strides of the image-patch input blocks ``ipt_blk5``..``ipt_blk1``.
 INPUT_BLOCK_STRIDES = (8 * PATCH_SIZE, 4 * PATCH_SIZE, 2 * PATCH_SIZE, PATCH_SIZE, 1)

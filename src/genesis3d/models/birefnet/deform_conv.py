@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genesis3d.errors import InputError
-from genesis3d.nn.conv import Conv2d
+from genesis3d.nn.compute_dtype import Conv2d, matmul
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -168,7 +168,7 @@ def deform_conv2d(
         if masks is not None:
             samples = samples * masks[:, tap]
         samples = samples.reshape(batch, groups, group_channels, length).to(input.dtype)
-        output += torch.matmul(tap_weights[i, j], samples).float()
+        output += matmul(tap_weights[i, j], samples).float()
     output = output.reshape(batch, out_channels, out_h, out_w)
     if bias is not None:
         output = output + bias.float().reshape(1, out_channels, 1, 1)

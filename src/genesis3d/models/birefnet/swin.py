@@ -19,7 +19,7 @@ from genesis3d.models.birefnet.window_attention import (
     window_partition,
     window_reverse,
 )
-from genesis3d.nn.conv import Conv2d
+from genesis3d.nn.compute_dtype import Conv2d, Linear
 
 
 class Mlp(nn.Module):
@@ -27,8 +27,8 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
@@ -77,7 +77,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = Linear(4 * dim, 2 * dim, bias=False)
         self.norm = nn.LayerNorm(4 * dim)
 
     def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from genesis3d.nn.attention import attention, reference_attention
+from genesis3d.nn.compute_dtype import Linear
 
 
 def biased_attention(
@@ -121,8 +122,8 @@ class WindowAttention(nn.Module):
             index = index.to(self.relative_position_bias_table.device)
         # Persistent: the official checkpoint stores it.
         self.register_buffer("relative_position_index", index)
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3)
+        self.proj = Linear(dim, dim)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

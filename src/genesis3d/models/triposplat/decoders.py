@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genesis3d.models.triposplat.config import GaussianDecoderConfig, OctreeDecoderConfig
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.embeddings import TimestepEmbedder, point_embedding_log2
 from genesis3d.nn.layers import FeedForward, MultiHeadAttention, modulate
 from genesis3d.nn.norms import LayerNorm32, layer_norm_fp32
@@ -52,15 +53,15 @@ class OctreeProbabilityFixedlenDecoder(nn.Module):
         super().__init__()
         self.config = config
         channels = config.model_channels
-        self.in_proj = nn.Linear(3, channels)
-        self.input_layer = nn.Linear(channels, channels)
+        self.in_proj = Linear(3, channels)
+        self.input_layer = Linear(channels, channels)
         self.l_embedder = TimestepEmbedder(channels, max_period=1024.0, scale=2 * math.pi)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(channels, 6 * channels))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), Linear(channels, 6 * channels))
         self.blocks = nn.ModuleList(
             ModulatedCrossOnlyBlock(channels, config.cond_channels, config.heads, config.mlp_ratio)
             for _ in range(config.num_blocks)
         )
-        self.out_proj = nn.Linear(channels, 8)
+        self.out_proj = Linear(channels, 8)
 
     def forward(self, x: torch.Tensor, l: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:  # noqa: E741
         """Child logits.
@@ -132,13 +133,13 @@ class ElasticGaussianFixedlenDecoder(nn.Module):
         self.config = config
         rep = config.representation_config
         channels = config.model_channels
-        self.in_proj = nn.Linear(config.in_channels, channels)
-        self.input_layer = nn.Linear(channels, channels)
+        self.in_proj = Linear(config.in_channels, channels)
+        self.input_layer = Linear(channels, channels)
         self.blocks = nn.ModuleList(
             TransformerCrossBlock(channels, config.cond_channels, config.heads, config.mlp_ratio)
             for _ in range(config.num_blocks)
         )
-        self.out_proj = nn.Linear(channels, rep.features_per_point)
+        self.out_proj = Linear(channels, rep.features_per_point)
         # Both buffers are derived in float32 in this operation order, which reproduces the
         # released values bit for bit (a float64 derivation is one ulp off).
         points = torch.tensor(hammersley(rep.num_gaussians), dtype=torch.float32)

@@ -25,7 +25,7 @@ from torch import nn
 
 from genesis3d.errors import ConfigError, WeightsError
 from genesis3d.nn.attention import attention
-from genesis3d.nn.conv import Conv2d
+from genesis3d.nn.compute_dtype import Conv2d, Linear
 from genesis3d.nn.norms import layer_norm_fp32
 from genesis3d.nn.rope import apply_half_rotary
 
@@ -73,10 +73,10 @@ class DINOv3Attention(nn.Module):
         super().__init__()
         c = config.hidden_size
         self.heads = config.heads
-        self.q_proj = nn.Linear(c, c)
-        self.k_proj = nn.Linear(c, c, bias=False)
-        self.v_proj = nn.Linear(c, c)
-        self.o_proj = nn.Linear(c, c)
+        self.q_proj = Linear(c, c)
+        self.k_proj = Linear(c, c, bias=False)
+        self.v_proj = Linear(c, c)
+        self.o_proj = Linear(c, c)
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: int
@@ -103,9 +103,9 @@ class DINOv3MLP(nn.Module):
         c, hidden = config.hidden_size, config.intermediate_size
         self.gated = config.gated_mlp
         if self.gated:
-            self.gate_proj = nn.Linear(c, hidden)
-        self.up_proj = nn.Linear(c, hidden)
-        self.down_proj = nn.Linear(hidden, c)
+            self.gate_proj = Linear(c, hidden)
+        self.up_proj = Linear(c, hidden)
+        self.down_proj = Linear(hidden, c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:
@@ -270,10 +270,10 @@ class SpatialSelfAttention(nn.Module):
     def __init__(self, channels: int, groups: int = 32) -> None:
         super().__init__()
         self.group_norm = nn.GroupNorm(groups, channels, eps=1e-6)
-        self.to_q = nn.Linear(channels, channels)
-        self.to_k = nn.Linear(channels, channels)
-        self.to_v = nn.Linear(channels, channels)
-        self.to_out = nn.ModuleList([nn.Linear(channels, channels)])
+        self.to_q = Linear(channels, channels)
+        self.to_k = Linear(channels, channels)
+        self.to_v = Linear(channels, channels)
+        self.to_out = nn.ModuleList([Linear(channels, channels)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape

@@ -14,6 +14,7 @@ from torch import nn
 
 from genesis3d.models.triposplat.config import FlowModelConfig
 from genesis3d.nn.attention import attention
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.embeddings import TimestepEmbedder, point_embedding_pow2, sobol_anchors
 from genesis3d.nn.layers import FeedForward, modulate
 from genesis3d.nn.norms import LayerNorm32, MultiHeadRMSNorm, layer_norm_fp32
@@ -29,10 +30,10 @@ class RopeSelfAttention(nn.Module):
     def __init__(self, channels: int, heads: int, head_dim: int) -> None:
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(channels, heads * head_dim * 3)
+        self.qkv = Linear(channels, heads * head_dim * 3)
         self.q_norm = MultiHeadRMSNorm(head_dim, heads)
         self.k_norm = MultiHeadRMSNorm(head_dim, heads)
-        self.out = nn.Linear(heads * head_dim, channels)
+        self.out = Linear(heads * head_dim, channels)
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """x: (B, L, C); angles: (B, L, H, D/2) float32 -> (B, L, C)."""
@@ -96,10 +97,10 @@ class LatentSeqMMFlowModel(nn.Module):
             )
 
         self.t_embedder = TimestepEmbedder(channels)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(channels, 6 * channels))
-        self.input_layer = nn.Linear(config.in_channels, channels)
-        self.cond_embedder = nn.Linear(config.cond_channels, channels)
-        self.cond_embedder2 = nn.Linear(config.cond2_channels, channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), Linear(channels, 6 * channels))
+        self.input_layer = Linear(config.in_channels, channels)
+        self.cond_embedder = Linear(config.cond_channels, channels)
+        self.cond_embedder2 = Linear(config.cond2_channels, channels)
         self.cam_refiner = FeedForward(channels, in_channels=config.cam_channels, hidden=channels)
         self.noise_refiner = nn.ModuleList(
             ModulatedBlock(channels, heads, head_dim, config.mlp_ratio) for _ in range(refiners)
@@ -115,8 +116,8 @@ class LatentSeqMMFlowModel(nn.Module):
         self.context_repo_layers = repo_layers(refiners)
         self.repo_layers = repo_layers(config.num_blocks)
         self.shift_table = nn.Parameter(torch.zeros(1, 2, channels))
-        self.out_layer = nn.Linear(channels, config.out_channels)
-        self.cam_out_layer = nn.Linear(channels, config.cam_channels)
+        self.out_layer = Linear(channels, config.out_channels)
+        self.cam_out_layer = Linear(channels, config.cam_channels)
         # The Sobol anchors' embedding is fixed (not in the checkpoint): computed once in float32
         # on the CPU (also when the module is built on the meta device), moved with the module.
         with torch.device("cpu"):
