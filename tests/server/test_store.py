@@ -142,3 +142,20 @@ def test_worker_niceness_setting(tmp_path):
     with pytest.raises(ConfigError, match="worker_nice must be an integer between 0 and 19"):
         load_settings({"worker_nice": 25}, {})
     assert Settings.from_json(Settings(worker_nice=3).to_json()).worker_nice == 3
+
+
+def test_weights_folder_per_model(tmp_path):
+    environ = {"GENESIS_WEIGHTS": f"triposplat={tmp_path / 'tsp'}, trellis2={tmp_path / 't2'}"}
+    settings = load_settings({}, environ)
+    assert settings.weights == {"triposplat": tmp_path / "tsp", "trellis2": tmp_path / "t2"}
+    # A flag replaces the environment's folder of the models it names, not the others'.
+    flagged = load_settings({"weights": {"TripoSplat": tmp_path / "other"}}, environ)
+    assert flagged.weights == {"triposplat": tmp_path / "other", "trellis2": tmp_path / "t2"}
+    assert Settings.from_json(flagged.to_json()).weights == flagged.weights
+    assert Settings().weights == {}
+    with pytest.raises(ConfigError, match="got 'inflate', which needs no weights"):
+        Settings(weights={"inflate": tmp_path})
+    with pytest.raises(ConfigError, match="got 'nope', which is not a model family"):
+        load_settings({}, {"GENESIS_WEIGHTS": "nope=/srv"})
+    with pytest.raises(ConfigError, match="GENESIS_WEIGHTS takes MODEL=DIR items"):
+        load_settings({}, {"GENESIS_WEIGHTS": "/srv/weights"})

@@ -124,11 +124,12 @@ async def health(request: Request) -> Health:
 
 
 @router.get("/models", response_model=list[ModelOut], dependencies=protected, tags=["models"])
-def models() -> list[ModelOut]:
+def models(request: Request) -> list[ModelOut]:
     """The model families, whether each can run here (and why not), and their default parameters."""
+    weights = _settings(request).weights
     rows = []
     for family in FAMILIES.values():
-        status = availability(family)
+        status = availability(family, weights.get(family.name))
         rows.append(
             ModelOut(
                 name=family.name,
@@ -193,7 +194,7 @@ async def submit(
     """Queue a job: validate the model's parameters and the picture (by content), store both."""
     settings, store, workspace = _settings(request), _store(request), _workspace(request)
     family = get_family(model)
-    status = availability(family)
+    status = availability(family, settings.weights.get(family.name))
     if not status.available:
         raise ConfigError(f"model {family.name} cannot run on this server: {status.reason}")
     try:
