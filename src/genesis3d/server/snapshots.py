@@ -23,15 +23,23 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from genesis3d.server.store import Job, JobStore
 
 logger = logging.getLogger(__name__)
 
 #: Rows changed this long before the last look are read again: a write whose ``updated_at``
-#: was taken before a later one committed (PostgreSQL runs writers side by side), or a
-#: worker on a host whose clock is a little behind, is still seen.
+#: was taken before a later one committed (a write waiting for SQLite's lock, PostgreSQL
+#: writers side by side), or a worker on a host whose clock is a little behind, is still seen.
 OVERLAP_SECONDS = 2.0
+
+
+@dataclass
+class _Entry:
+    job: Job
+    body: bytes | None  # the serialised answer, made on the first read after a change
+    put_at: float  # time.monotonic() of the API's last write of it, 0.0 if only refreshed
 
 
 class JobSnapshots:
@@ -57,7 +65,7 @@ class JobSnapshots:
         self.serialise = serialise
         self.refresh_seconds = refresh_seconds
         self.capacity = capacity
-        self._jobs: OrderedDict[str, tuple[Job, bytes | None]] = OrderedDict()
+        self._jobs: OrderedDict[str, _Entry] = OrderedDict()
         self._deleted: dict[str, float] = {}
         self._lock = threading.Lock()
         self._since = 0.0
@@ -73,7 +81,7 @@ class JobSnapshots:
             if entry is None:
                 return None
             self._jobs.move_to_end(job_id)
-            return entry[0]
+            return entry.job
 
     def body(self, job_id: str) -> bytes | None:
         """The serialised answer of a job held here, or None when it is not here."""
@@ -82,37 +90,42 @@ class JobSnapshots:
             if entry is None:
                 return None
             self._jobs.move_to_end(job_id)
-            job, body = entry
-        if body is None:
-            body = self.serialise(job)
-            with self._lock:
-                if self._jobs.get(job_id, (None,))[0] is job:
-                    self._jobs[job_id] = (job, body)
+            if entry.body is not None:
+                return entry.body
+        body = self.serialise(entry.job)
+        with self._lock:
+            if self._jobs.get(job_id) is entry:
+                entry.body = body
         return body
 
     # ----------------------------------------------------------------- writes
 
     def put(self, job: Job) -> None:
-        """Keep ``job`` unless a newer version of it is already here."""
+        """Keep ``job`` as just read or written; refreshes that began earlier leave it alone."""
         with self._lock:
-            self._apply(job)
+            self._apply(job, time.monotonic(), put=True)
 
     def drop(self, job_id: str) -> None:
-        """Forget a deleted job, and refuse a refresh that read it before the delete."""
+        """Forget a deleted job, and refuse any read of it made before the delete."""
         with self._lock:
             self._jobs.pop(job_id, None)
             self._deleted[job_id] = time.monotonic()
 
-    def _apply(self, job: Job) -> None:
+    def _apply(self, job: Job, read_at: float, *, put: bool = False) -> None:
         if job.id in self._deleted:
             return
         held = self._jobs.get(job.id)
-        if held is not None and held[0].updated_at > job.updated_at:
-            return
-        if held is not None and held[0] == job:
+        if held is not None:
+            # A refresh whose query began before the API wrote this job may have read the
+            # row before that write; the next refresh reads it after, and applies it.
+            if not put and held.put_at > read_at:
+                return
             self._jobs.move_to_end(job.id)
-            return
-        self._jobs[job.id] = (job, None)
+            if held.job == job:  # unchanged: keep its serialised answer
+                if put:
+                    held.put_at = read_at
+                return
+        self._jobs[job.id] = _Entry(job, None, read_at if put else 0.0)
         self._jobs.move_to_end(job.id)
         while len(self._jobs) > self.capacity:
             self._jobs.popitem(last=False)
@@ -122,10 +135,11 @@ class JobSnapshots:
     def refresh(self) -> int:
         """Read the jobs changed since the last look; returns how many rows came."""
         since = self._since
+        started = time.monotonic()
         changed = self.store.changed_since(since - OVERLAP_SECONDS if since else 0.0)
         with self._lock:
             for job in changed:
-                self._apply(job)
+                self._apply(job, started)
                 self._since = max(self._since, job.updated_at)
             horizon = time.monotonic() - 10 * OVERLAP_SECONDS
             for job_id in [key for key, when in self._deleted.items() if when < horizon]:
@@ -134,10 +148,12 @@ class JobSnapshots:
 
     def start(self) -> None:
         """Read the newest jobs now, then keep refreshing in a thread until :meth:`stop`."""
+        started = time.monotonic()
+        newest = self.store.list(limit=min(self.capacity, 500))[0]
         with self._lock:
-            for job in reversed(self.store.list(limit=min(self.capacity, 500))[0]):
-                self._apply(job)
-        self._since = max((job.updated_at for job, _ in self._jobs.values()), default=0.0)
+            for job in reversed(newest):
+                self._apply(job, started)
+        self._since = max((job.updated_at for job in newest), default=0.0)
         self._thread = threading.Thread(target=self._run, name="job-snapshots", daemon=True)
         self._thread.start()
 
