@@ -215,7 +215,8 @@ def main() -> None:
         duplicated = len(listed) - len(set(listed)) + len(set(listed) - set(tally.accepted))
         polls = tally.poll_seconds
         p50, p99 = 1000 * statistics.median(polls), 1000 * _percentile(polls, 0.99)
-        generating = tally.polls_while_running > 0
+        # A poll saw the job the worker was on, or the worker is on one now.
+        generating = tally.polls_while_running > 0 or counts["running"] > 0
 
         rows = [
             (
