@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,3 +196,106 @@ def studio_bundle() -> Path:
     from genesis3d.server.studio import build_studio
 
     return build_studio()
+
+
+#: Set by CI (.ci/run): a missing PostgreSQL fails the PostgreSQL tests instead of skipping them.
+REQUIRE_POSTGRES = os.environ.get("GENESIS_TEST_POSTGRES") == "required"
+
+
+def _postgres_binaries() -> Path | None:
+    """The folder of ``initdb`` and ``pg_ctl``: on PATH, or Debian's /usr/lib/postgresql/NN/bin
+    (Debian's package puts only wrappers on PATH), the newest version first."""
+    found = shutil.which("initdb")
+    if found and (Path(found).resolve().parent / "pg_ctl").exists():
+        return Path(found).resolve().parent
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: [int(part) for part in path.parts[-3].split(".") if part.isdigit()],
+    )
+    return versions[-1].parent if versions else None
+
+
+def _unavailable(reason: str):
+    if REQUIRE_POSTGRES:
+        pytest.fail(
+            f"{reason}, and GENESIS_TEST_POSTGRES=required (CI installs Debian's postgresql)"
+        )
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server (initdb + pg_ctl in a temporary folder, run unprivileged).
+
+    PostgreSQL refuses to run as root: as root, the server runs as the ``postgres`` user
+    (created by Debian's package) through ``runuser``.
+    """
+    if REQUIRE_POSTGRES:
+        import psycopg  # noqa: F401
+    else:
+        pytest.importorskip("psycopg", reason="psycopg is not installed")
+    binaries = _postgres_binaries()
+    if binaries is None:
+        _unavailable("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    # Not under pytest's folder: that one is private to the test user, PostgreSQL may run as another.
+    folder = Path(tempfile.mkdtemp(prefix="genesis-postgres-"))
+    data = folder / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        runner = shutil.which("runuser")
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            _unavailable("running as root and there is no 'postgres' user to run PostgreSQL as")
+        if runner is None:
+            _unavailable("running as root and runuser is missing")
+        shutil.chown(folder, "postgres")
+        os.chmod(folder, 0o755)
+        prefix = [runner, "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run(
+        [*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "genesis", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            *prefix,
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(folder / "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://genesis@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the throwaway PostgreSQL server, as a SQLAlchemy URL."""
+    import psycopg
+
+    name = f"genesis_{uuid.uuid4().hex[:12]}"
+    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return postgres_server.rsplit("/", 1)[0] + "/" + name

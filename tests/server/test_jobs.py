@@ -137,3 +137,14 @@ def test_workers_run_niced_below_the_api(server):
                 break
             time.sleep(0.2)  # the worker sets it as it starts
         assert nice >= 10
+
+
+def test_models_report_the_configured_weights_folder(make_server, tmp_path):
+    folder = tmp_path / "weights-of-triposplat"
+    folder.mkdir()
+    server = make_server(workers=0, weights=f"triposplat={folder}").start()
+    models = {item["name"]: item for item in server.request("GET", "/api/models").json()}
+    assert not models["triposplat"]["available"]
+    assert str(folder) in models["triposplat"]["reason"]
+    assert models["inflate"]["available"]
+    server.stop()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
+
 from tests.server.conftest import picture_bytes
 
 
@@ -72,6 +76,36 @@ def test_queue_full_answers_429_with_retry_after(server, disc_png):
     assert server.request("POST", f"/api/jobs/{busy['id']}/cancel").status_code == 200
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_concurrent_submits_never_pass_the_queue_bound(database, make_server, disc_png, request):
+    limit, clients = 4, 16
+    options: dict[str, object] = {"workers": 0, "max_queue": limit}
+    if database == "postgresql":
+        options["database_url"] = request.getfixturevalue("postgres_url")
+    server = make_server(**options).start()
+    start = threading.Barrier(clients)
+    answers = []
+
+    def client() -> None:
+        start.wait()
+        answers.append(server.submit(disc_png))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [201] * limit + [429] * (clients - limit), [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code == 429:
+            assert int(answer.headers["retry-after"]) >= 1
+            assert answer.json()["error"] == "queue_full"
+    queued = server.request("GET", "/api/jobs", params={"status": "queued"}).json()
+    assert queued["total"] == limit
+    server.stop()
+
+
 def _gif() -> bytes:
     import io
 
@@ -80,3 +114,56 @@ def _gif() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32), (1, 2, 3)).save(buffer, format="GIF")
     return buffer.getvalue()
+
+
+def _chunked_multipart(picture: bytes, padding: int, sent: list[int], chunk: int = 16 * 1024):
+    """A multipart body of ``picture`` followed by ``padding`` zero bytes, as a generator (so
+    the client sends it chunked, without Content-Length); ``sent[0]`` counts what was yielded."""
+    boundary = "genesis-test-boundary"
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="image"; filename="disc.png"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body():
+        for part in (head, picture):
+            sent[0] += len(part)
+            yield part
+        left = padding
+        while left > 0:
+            piece = bytes(min(chunk, left))
+            left -= len(piece)
+            sent[0] += len(piece)
+            yield piece
+        sent[0] += len(tail)
+        yield tail
+
+    return body(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_chunked_upload_is_refused_as_soon_as_it_passes_the_limit(server, disc_png):
+    import httpx
+
+    total = 64 * 1024 * 1024
+    sent = [0]
+    body, headers = _chunked_multipart(disc_png, total, sent)
+    with httpx.Client(timeout=60) as client:
+        answer = client.post(
+            server.url + "/api/jobs", content=body, headers={**server.headers, **headers}
+        )
+    assert "content-length" not in answer.request.headers
+    assert answer.request.headers["transfer-encoding"] == "chunked"
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"] == "upload_too_large"
+    # Refused while the body was still coming: most of the 64 MiB was never sent.
+    assert sent[0] < total // 4, sent[0]
+    # A chunked upload within the limits is accepted.
+    sent = [0]
+    body, headers = _chunked_multipart(disc_png, 0, sent)
+    accepted = httpx.post(
+        server.url + "/api/jobs", content=body, headers={**server.headers, **headers}, timeout=30
+    )
+    assert accepted.status_code == 201, accepted.text
+    server.request("POST", f"/api/jobs/{accepted.json()['id']}/cancel")

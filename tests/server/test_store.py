@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
+import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -74,79 +69,51 @@ def test_store_on_sqlite(tmp_path):
         store.close()
 
 
-def _postgres_binaries() -> Path | None:
-    found = shutil.which("initdb") or shutil.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return versions[-1].parent if versions else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A throwaway PostgreSQL server (initdb + pg_ctl in a temporary folder, run unprivileged)."""
-    pytest.importorskip("psycopg", reason="psycopg is not installed")
-    binaries = _postgres_binaries()
-    if binaries is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    # Not under pytest's folder: that one is private to the test user, PostgreSQL may run as another.
-    folder = Path(tempfile.mkdtemp(prefix="genesis-postgres-"))
-    data = folder / "data"
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        runner = shutil.which("runuser")
-        try:
-            import pwd
-
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
-        if runner is None:
-            pytest.skip("running as root and runuser is missing")
-        shutil.chown(folder, "postgres")
-        os.chmod(folder, 0o755)
-        prefix = [runner, "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run(
-        [*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "genesis", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [
-            *prefix,
-            str(binaries / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-w",
-            "-l",
-            str(folder / "log"),
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://genesis@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def test_store_on_postgresql(postgres_url):
     store = JobStore(postgres_url)
     try:
         exercise(store)
     finally:
         store.close()
+
+
+def concurrent_submits(url: str, *, limit: int = 5, clients: int = 24) -> None:
+    """Submits racing from two stores (two API processes, say) never pass the queue bound."""
+    stores = [JobStore(url), JobStore(url)]
+    start = threading.Barrier(clients)
+    accepted, refused, failed = [], [], []
+
+    def client(index: int) -> None:
+        start.wait()
+        try:
+            job = stores[index % 2].submit(max_queue=limit, max_attempts=1, **FIELDS)
+            accepted.append(job.id)
+        except QueueFull as error:
+            refused.append(error)
+        except Exception as error:  # collected and reported below
+            failed.append(error)
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failed, failed
+        assert len(accepted) == limit and len(refused) == clients - limit
+        assert stores[0].counts()["queued"] == limit
+        assert all(error.queued == limit for error in refused)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_queue_bound_holds_under_concurrent_submits_on_sqlite(tmp_path):
+    concurrent_submits(f"sqlite:///{tmp_path / 'studio.db'}")
+
+
+def test_queue_bound_holds_under_concurrent_submits_on_postgresql(postgres_url):
+    concurrent_submits(postgres_url)
 
 
 def test_settings_from_flags_and_environment(tmp_path):
@@ -175,3 +142,20 @@ def test_worker_niceness_setting(tmp_path):
     with pytest.raises(ConfigError, match="worker_nice must be an integer between 0 and 19"):
         load_settings({"worker_nice": 25}, {})
     assert Settings.from_json(Settings(worker_nice=3).to_json()).worker_nice == 3
+
+
+def test_weights_folder_per_model(tmp_path):
+    environ = {"GENESIS_WEIGHTS": f"triposplat={tmp_path / 'tsp'}, trellis2={tmp_path / 't2'}"}
+    settings = load_settings({}, environ)
+    assert settings.weights == {"triposplat": tmp_path / "tsp", "trellis2": tmp_path / "t2"}
+    # A flag replaces the environment's folder of the models it names, not the others'.
+    flagged = load_settings({"weights": {"TripoSplat": tmp_path / "other"}}, environ)
+    assert flagged.weights == {"triposplat": tmp_path / "other", "trellis2": tmp_path / "t2"}
+    assert Settings.from_json(flagged.to_json()).weights == flagged.weights
+    assert Settings().weights == {}
+    with pytest.raises(ConfigError, match="got 'inflate', which needs no weights"):
+        Settings(weights={"inflate": tmp_path})
+    with pytest.raises(ConfigError, match="got 'nope', which is not a model family"):
+        load_settings({}, {"GENESIS_WEIGHTS": "nope=/srv"})
+    with pytest.raises(ConfigError, match="GENESIS_WEIGHTS takes MODEL=DIR items"):
+        load_settings({}, {"GENESIS_WEIGHTS": "/srv/weights"})

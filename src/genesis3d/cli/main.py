@@ -604,6 +604,12 @@ def serve(
             help="Allow this browser origin (repeatable; GENESIS_CORS_ORIGINS; default none: CORS off)."
         ),
     ] = None,
+    weights: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Weights folder of one model as MODEL=DIR, e.g. triposplat=/srv/weights/triposplat (repeatable; GENESIS_WEIGHTS=MODEL=DIR,MODEL=DIR; default: the Hugging Face cache)."
+        ),
+    ] = None,
     build_studio: Annotated[
         bool,
         typer.Option(
@@ -621,7 +627,7 @@ def serve(
     for module in ("fastapi", "uvicorn", "sqlalchemy", "multipart"):
         require(module, feature="genesis3d serve", install=SERVER_INSTALL)
     from genesis3d.server.app import resolve_token, run_server
-    from genesis3d.server.settings import load_settings
+    from genesis3d.server.settings import load_settings, parse_weights
 
     settings = load_settings(
         {
@@ -638,6 +644,7 @@ def serve(
             "lease_seconds": lease_seconds,
             "worker_nice": worker_nice,
             "cors_origins": cors_origin,
+            "weights": parse_weights(weights, "--weights") if weights else None,
         }
     )
     settings, created = resolve_token(settings)

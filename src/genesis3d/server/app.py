@@ -16,8 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from genesis3d.errors import GenesisError, UnknownModelError
 from genesis3d.server.pool import WorkerPool
 from genesis3d.server.settings import Settings
+from genesis3d.server.snapshots import JobSnapshots
 from genesis3d.server.store import JobConflict, JobNotFound, JobStore, QueueFull
-from genesis3d.server.uploads import UploadRejected
+from genesis3d.server.uploads import BodyTooLarge, UploadRejected, UploadSizeLimit
 from genesis3d.server.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def create_app(
         The ASGI app; the workers start and stop with its lifespan.
     """
     from genesis3d import __version__
-    from genesis3d.server.routes import router
+    from genesis3d.server.routes import router, serialise_job
     from genesis3d.server.studio import STATIC_DIR, build_in_background
 
     static_dir = STATIC_DIR if static_dir is None else static_dir
@@ -66,9 +67,11 @@ def create_app(
     workspace = Workspace(settings.workspace).create()
     store = JobStore(settings.resolved_database_url)
     pool = WorkerPool(settings, store)
+    snapshots = JobSnapshots(store, serialise_job)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        snapshots.start()
         if start_workers:
             pool.start()
         if build_studio and build_in_background(static_dir=static_dir):
@@ -80,6 +83,7 @@ def create_app(
             yield
         finally:
             pool.stop()
+            snapshots.stop()
             store.close()
 
     app = FastAPI(
@@ -96,29 +100,18 @@ def create_app(
     app.state.store = store
     app.state.workspace = workspace
     app.state.pool = pool
+    app.state.snapshots = snapshots
     app.include_router(router)
     _install_error_handlers(app)
     studio_files = StudioFiles(static_dir)
     app.mount("/", studio_files, name="studio")
 
-    @app.middleware("http")
-    async def _refuse_oversized_uploads(request: Request, call_next):
-        # Refuse before the multipart body is read and spooled.
-        if request.method == "POST" and request.url.path == UPLOAD_PATH:
-            length = request.headers.get("content-length")
-            limit = settings.max_upload_bytes + MULTIPART_OVERHEAD
-            if length is not None and length.isdigit() and int(length) > limit:
-                return _error(
-                    413,
-                    "upload_too_large",
-                    f"the picture must be at most {settings.max_upload_bytes} bytes, got a "
-                    f"request of {length} bytes; send a smaller file",
-                    expected=f"at most {settings.max_upload_bytes} bytes",
-                    received=f"{length} bytes",
-                    fix="compress or downscale the picture",
-                )
-        return await call_next(request)
-
+    app.add_middleware(
+        UploadSizeLimit,
+        path=UPLOAD_PATH,
+        max_body_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        max_picture_bytes=settings.max_upload_bytes,
+    )
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -210,6 +203,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             received=error.received,
             fix=error.fix,
         )
+
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
+        response = await _upload(request, error.rejection)
+        # Close rather than read the rest of the body to keep the connection.
+        response.headers["Connection"] = "close"
+        return response
 
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, error: JobNotFound) -> JSONResponse:

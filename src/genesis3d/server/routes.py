@@ -22,7 +22,8 @@ from genesis3d.registry import FAMILIES, availability, get_family, is_implemente
 from genesis3d.server.jobs import plan_artifacts
 from genesis3d.server.schemas import ErrorResponse, Health, JobList, JobOut, ModelOut, WorkerOut
 from genesis3d.server.settings import Settings
-from genesis3d.server.store import TERMINAL, JobNotFound, JobStore, QueueFull
+from genesis3d.server.snapshots import JobSnapshots
+from genesis3d.server.store import TERMINAL, Job, JobNotFound, JobStore, QueueFull
 from genesis3d.server.uploads import check_picture
 from genesis3d.server.workspace import Workspace
 
@@ -35,11 +36,15 @@ KEEPALIVE_SECONDS = 15.0
 MEDIA_TYPES = {"glb": "model/gltf-binary", "ply": "application/x-ply"}
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Refuse requests without the bearer token when the server has one (any host but loopback)."""
+    """Refuse requests without the bearer token when the server has one (any host but loopback).
+
+    ``async`` because it only compares strings: a plain ``def`` dependency would cost every
+    request a trip through the thread pool.
+    """
     token = request.app.state.settings.token
     if token is None:
         return
@@ -72,25 +77,59 @@ def _workspace(request: Request) -> Workspace:
     return request.app.state.workspace
 
 
+def _snapshots(request: Request) -> JobSnapshots:
+    return request.app.state.snapshots
+
+
+def serialise_job(job: Job) -> bytes:
+    """The JSON body of a job's answer."""
+    return JobOut.from_job(job).model_dump_json().encode()
+
+
+async def _job_body(request: Request, job_id: str) -> bytes:
+    """A job's answer from the snapshots; read from the store (then kept) when not there."""
+    snapshots = _snapshots(request)
+    body = snapshots.body(job_id)
+    if body is None:
+        snapshots.put(await run_in_threadpool(_store(request).get, job_id))
+        body = snapshots.body(job_id)
+    if body is None:  # deleted meanwhile
+        raise JobNotFound(job_id)
+    return body
+
+
+def _keep(request: Request, job: Job) -> JobOut:
+    """Put a job the API just wrote into the snapshots, and answer it."""
+    _snapshots(request).put(job)
+    return JobOut.from_job(job)
+
+
+# The routes that answer while clients poll are ``async`` and make one trip to the thread
+# pool for their database call: a plain ``def`` route runs whole in the pool, its
+# validation and serialisation included, and under many polls the threads contend for
+# the interpreter with the event loop that accepts and answers the requests.
+
+
 @router.get("/health", response_model=Health, tags=["server"])
-def health(request: Request) -> Health:
+async def health(request: Request) -> Health:
     """Liveness, job counts per status and the worker processes (no token needed)."""
     from genesis3d import __version__
 
     return Health(
         status="ok",
         version=__version__,
-        jobs=_store(request).counts(),
+        jobs=await run_in_threadpool(_store(request).counts),
         workers=[WorkerOut(**item) for item in request.app.state.pool.workers()],  # type: ignore[arg-type]
     )
 
 
 @router.get("/models", response_model=list[ModelOut], dependencies=protected, tags=["models"])
-def models() -> list[ModelOut]:
+def models(request: Request) -> list[ModelOut]:
     """The model families, whether each can run here (and why not), and their default parameters."""
+    weights = _settings(request).weights
     rows = []
     for family in FAMILIES.values():
-        status = availability(family)
+        status = availability(family, weights.get(family.name))
         rows.append(
             ModelOut(
                 name=family.name,
@@ -155,7 +194,7 @@ async def submit(
     """Queue a job: validate the model's parameters and the picture (by content), store both."""
     settings, store, workspace = _settings(request), _store(request), _workspace(request)
     family = get_family(model)
-    status = availability(family)
+    status = availability(family, settings.weights.get(family.name))
     if not status.available:
         raise ConfigError(f"model {family.name} cannot run on this server: {status.reason}")
     try:
@@ -168,38 +207,38 @@ async def submit(
         raise ConfigError(f"params must be a JSON object, got {type(given).__name__}")
     wanted = [item.strip().lower().lstrip(".") for item in formats.split(",") if item.strip()]
     plan = plan_artifacts(family, wanted)
-    validated = await run_in_threadpool(api.validate_params, family.name, given)
     data = await image.read(settings.max_upload_bytes + 1)
-    picture = await run_in_threadpool(
-        check_picture, data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels
-    )
-    retry_after = await run_in_threadpool(_retry_after, store, settings)
 
-    def _store_and_submit():
-        name = workspace.store_picture(picture.sha256, picture.extension, picture.data)
-        try:
-            return store.submit(
-                max_queue=settings.max_queue,
-                retry_after=retry_after,
-                model=family.name,
-                params=validated,
-                seed=seed,
-                formats=[fmt for _, fmt, _ in plan],
-                background=background,
-                size=size,
-                pivot=pivot,
-                picture=name,
-                picture_name=(image.filename or "picture")[:255],
-                picture_width=picture.width,
-                picture_height=picture.height,
-                max_attempts=settings.max_attempts,
-            )
-        except QueueFull:
-            workspace.remove_picture(name, store.picture_in_use)
-            raise
+    def _check_and_store() -> Job:
+        validated = api.validate_params(family.name, given)
+        picture = check_picture(
+            data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels
+        )
+        # Held until the job row is in: a refused twin cannot remove the picture in between.
+        with workspace.pictures_locked():
+            name = workspace.store_picture(picture.sha256, picture.extension, picture.data)
+            try:
+                return store.submit(
+                    max_queue=settings.max_queue,
+                    model=family.name,
+                    params=validated,
+                    seed=seed,
+                    formats=[fmt for _, fmt, _ in plan],
+                    background=background,
+                    size=size,
+                    pivot=pivot,
+                    picture=name,
+                    picture_name=(image.filename or "picture")[:255],
+                    picture_width=picture.width,
+                    picture_height=picture.height,
+                    max_attempts=settings.max_attempts,
+                )
+            except QueueFull as full:
+                workspace.remove_picture(name, store.picture_in_use)
+                refused = full
+        raise refused.waiting(_retry_after(store, settings))
 
-    job = await run_in_threadpool(_store_and_submit)
-    return JobOut.from_job(job)
+    return _keep(request, await run_in_threadpool(_check_and_store))
 
 
 def _retry_after(store: JobStore, settings: Settings) -> int:
@@ -208,7 +247,7 @@ def _retry_after(store: JobStore, settings: Settings) -> int:
 
 
 @router.get("/jobs", response_model=JobList, dependencies=protected, tags=["jobs"])
-def list_jobs(
+async def list_jobs(
     request: Request,
     status: Annotated[
         Literal["queued", "running", "completed", "failed", "cancelled"] | None, Query()
@@ -218,7 +257,11 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobList:
     """Jobs, newest first, filtered by status and model, a page at a time."""
-    jobs, total = _store(request).list(status=status, model=model, limit=limit, offset=offset)
+    jobs, total = await run_in_threadpool(
+        functools.partial(
+            _store(request).list, status=status, model=model, limit=limit, offset=offset
+        )
+    )
     return JobList(
         items=[JobOut.from_job(job) for job in jobs], total=total, limit=limit, offset=offset
     )
@@ -231,9 +274,13 @@ def list_jobs(
     responses={404: _errors[404]},
     tags=["jobs"],
 )
-def get_job(request: Request, job_id: JobId) -> JobOut:
-    """One job: status, stage and step, timings, error, artifacts."""
-    return JobOut.from_job(_store(request).get(job_id))
+async def get_job(request: Request, job_id: JobId) -> Response:
+    """One job: status, stage and step, timings, error, artifacts.
+
+    The worker's progress shows here within a tenth of a second of being recorded.
+    """
+    # Answered from the snapshots, serialised once per change of the job (see snapshots.py).
+    return Response(await _job_body(request, job_id), media_type="application/json")
 
 
 @router.post(
@@ -245,7 +292,7 @@ def get_job(request: Request, job_id: JobId) -> JobOut:
 )
 def cancel_job(request: Request, job_id: JobId) -> JobOut:
     """Cancel a queued job at once, or a running one at its next step (``cancel_requested``)."""
-    return JobOut.from_job(_store(request).cancel(job_id))
+    return _keep(request, _store(request).cancel(job_id))
 
 
 @router.post(
@@ -258,9 +305,10 @@ def cancel_job(request: Request, job_id: JobId) -> JobOut:
 def retry_job(request: Request, job_id: JobId) -> JobOut:
     """Queue a failed or cancelled job again, attempts counted afresh."""
     store, settings = _store(request), _settings(request)
-    return JobOut.from_job(
-        store.retry(job_id, max_queue=settings.max_queue, retry_after=_retry_after(store, settings))
-    )
+    try:
+        return _keep(request, store.retry(job_id, max_queue=settings.max_queue))
+    except QueueFull as full:
+        raise full.waiting(_retry_after(store, settings)) from None
 
 
 @router.delete(
@@ -275,6 +323,7 @@ def delete_job(request: Request, job_id: JobId) -> Response:
     """Delete a job that is not running, with its artifacts (and its picture if no job uses it)."""
     store, workspace = _store(request), _workspace(request)
     job = store.delete(job_id)
+    _snapshots(request).drop(job.id)
     workspace.remove_job_files(job.id)
     workspace.remove_picture(job.picture, store.picture_in_use)
     return Response(status_code=204)
@@ -360,22 +409,22 @@ def _artifact(request: Request, job_id: str, name: str):
 )
 async def job_events(request: Request, job_id: JobId) -> StreamingResponse:
     """Live progress as Server-Sent Events, until the job is completed, failed or cancelled."""
-    store = _store(request)
-    await run_in_threadpool(store.get, job_id)  # 404 before the stream starts
+    snapshots = _snapshots(request)
+    await _job_body(request, job_id)  # 404 before the stream starts
 
     async def stream():
-        last, last_sent = "", time.monotonic()
+        last, last_sent = b"", time.monotonic()
         while not await request.is_disconnected():
             try:
-                job = await run_in_threadpool(store.get, job_id)
+                data = await _job_body(request, job_id)
             except JobNotFound:
                 yield f"event: deleted\ndata: {json.dumps({'id': job_id})}\n\n"
                 return
-            data = JobOut.from_job(job).model_dump_json()
+            job = snapshots.get(job_id)
             if data != last:
-                yield f"event: job\ndata: {data}\n\n"
+                yield b"event: job\ndata: " + data + b"\n\n"
                 last, last_sent = data, time.monotonic()
-            if job.status in TERMINAL:
+            if job is not None and job.status in TERMINAL:
                 yield f"event: end\ndata: {json.dumps({'id': job_id, 'status': job.status})}\n\n"
                 return
             if time.monotonic() - last_sent > KEEPALIVE_SECONDS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ class Settings:
         cors_origins: origins allowed by CORS; empty turns CORS off.
         worker_nice: scheduling niceness added to worker processes (0-19, POSIX), so the
             API answers promptly while a generation keeps the CPU busy.
+        weights: weights folder per model family (official layout, as ``--weights`` of
+            ``genesis3d generate`` takes it), e.g. ``{"triposplat": Path("/srv/weights/tsp")}``;
+            a family not named here loads from the Hugging Face cache.
     """
 
     workspace: Path = DEFAULT_WORKSPACE
@@ -60,9 +63,11 @@ class Settings:
     lease_seconds: float = 30.0
     worker_nice: int = 10
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    weights: Mapping[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workspace", Path(self.workspace))
+        object.__setattr__(self, "weights", _check_weights(self.weights))
         _check_int("port", self.port, 0, 65535)
         _check_int("workers", self.workers, 0, 64)
         _check_int("max_upload_bytes", self.max_upload_bytes, 1024, 2**31)
@@ -106,6 +111,7 @@ class Settings:
         data["workspace"] = str(self.workspace)
         data["devices"] = list(self.devices)
         data["cors_origins"] = list(self.cors_origins)
+        data["weights"] = {name: str(folder) for name, folder in self.weights.items()}
         return data
 
     @classmethod
@@ -113,6 +119,7 @@ class Settings:
         values = dict(data)
         values["devices"] = tuple(values["devices"])
         values["cors_origins"] = tuple(values["cors_origins"])
+        values["weights"] = {name: Path(folder) for name, folder in values["weights"].items()}
         return cls(**values)
 
 
@@ -123,6 +130,44 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _check_weights(weights: Mapping[str, Any]) -> dict[str, Path]:
+    """Family name -> absolute weights folder, refusing names that are not weighted families."""
+    from genesis3d.registry import FAMILIES
+
+    weighted = [name for name, family in FAMILIES.items() if family.needs_weights]
+    checked: dict[str, Path] = {}
+    for name, folder in dict(weights).items():
+        key = str(name).strip().lower()
+        if key not in weighted:
+            reason = "needs no weights" if key in FAMILIES else "is not a model family"
+            raise ConfigError(
+                f"weights are set per model family as MODEL=DIR with MODEL one of "
+                f"{', '.join(weighted)}; got {name!r}, which {reason}"
+            )
+        if not str(folder).strip():
+            raise ConfigError(f"the weights folder of {key} must be a path, got {folder!r}")
+        checked[key] = Path(folder).expanduser().resolve()
+    return checked
+
+
+def parse_weights(items: Iterable[str], source: str) -> dict[str, Path]:
+    """``MODEL=DIR`` items (of a repeated flag or a comma-separated variable) as a mapping.
+
+    Raises:
+        ConfigError: for an item without ``=``, naming ``source``.
+    """
+    weights: dict[str, Path] = {}
+    for item in items:
+        name, sign, folder = item.partition("=")
+        if not sign or not name.strip() or not folder.strip():
+            raise ConfigError(
+                f"{source} takes MODEL=DIR items such as triposplat=/srv/weights/triposplat, "
+                f"got {item!r}"
+            )
+        weights[name.strip().lower()] = Path(folder.strip())
+    return weights
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
@@ -148,7 +193,8 @@ def load_settings(
     """Build the settings from CLI flags (``overrides``, None values ignored) and the environment.
 
     Args:
-        overrides: values given on the command line, by field name.
+        overrides: values given on the command line, by field name (``weights`` is merged
+            per model over the environment's).
         environ: the environment; None reads ``os.environ``.
 
     Raises:
@@ -161,7 +207,11 @@ def load_settings(
         if key in environ and environ[key] != "":
             values[item.name] = _parse_env(item.name, key, environ[key])
     for name, value in (overrides or {}).items():
-        if value is not None:
+        if value is None:
+            continue
+        if name == "weights":  # a flag names some models; the others keep the environment's
+            values["weights"] = {**values.get("weights", {}), **value}
+        else:
             values[name] = tuple(value) if name in _LISTS else value
     return Settings(**values)
 
@@ -181,4 +231,6 @@ def _parse_env(name: str, key: str, text: str) -> Any:
             raise ConfigError(f"{key} must be a number of seconds, got {text!r}") from None
     if name == "workspace":
         return Path(text)
+    if name == "weights":
+        return parse_weights((part for part in text.split(",") if part.strip()), key)
     return text

@@ -5,6 +5,12 @@ compare-and-set ``UPDATE ... WHERE status = 'queued'`` that gives it a lease; it
 lease by heartbeat; every later write of that worker is conditional on still holding the
 lease (same owner, same attempt), so a job whose worker was presumed dead and whose job went
 back to the queue can never be completed twice.
+
+The queue bound is checked and the job inserted in one transaction that holds the
+submit lock, so concurrent submits (from any number of API processes) never push the queue
+past its limit: on SQLite every write transaction starts with ``BEGIN IMMEDIATE`` (it takes
+the database's write lock before its first read); on PostgreSQL a transaction-scoped
+advisory lock serialises the submits and retries while the workers' writes go on.
 """
 
 from __future__ import annotations
@@ -18,15 +24,18 @@ from typing import Any, Literal
 from sqlalchemy import (
     JSON,
     Boolean,
+    Connection,
     Float,
     Integer,
     String,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -73,7 +82,7 @@ class JobRow(Base):
     queued_at: Mapped[float] = mapped_column(Float, index=True)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    updated_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, index=True)
     timings: Mapped[dict[str, float]] = mapped_column(JSON)
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
@@ -130,15 +139,33 @@ class JobConflict(StoreError):
 
 
 class QueueFull(StoreError):
-    def __init__(self, queued: int, limit: int, retry_after: int) -> None:
+    """The queue holds its limit of jobs; ``retry_after`` is the caller's estimate of the wait."""
+
+    def __init__(self, queued: int, limit: int, retry_after: int = 1) -> None:
         self.queued, self.limit, self.retry_after = queued, limit, retry_after
         super().__init__(
             f"the queue holds {queued} jobs, its limit is {limit}; retry in {retry_after} s"
         )
 
+    def waiting(self, retry_after: int) -> QueueFull:
+        """The same refusal with an estimate of the wait (made only when a submit is refused)."""
+        return QueueFull(self.queued, self.limit, retry_after)
+
+
+#: Key of PostgreSQL's transaction-scoped advisory lock that serialises queue-bound checks.
+SUBMIT_LOCK_KEY = 0x67656E65  # "gene"
+#: Execution option asking for a write transaction (``BEGIN IMMEDIATE`` on SQLite).
+WRITE = {"genesis_write": True}
+
 
 def make_engine(url: str) -> Engine:
-    """An engine for SQLite (WAL, waits on locks) or any other SQLAlchemy URL."""
+    """An engine for SQLite (WAL, waits on locks) or any other SQLAlchemy URL.
+
+    On SQLite, SQLAlchemy's own ``BEGIN`` replaces the driver's (which begins a transaction
+    only at the first write, so a read-then-write is not atomic): reads begin a deferred
+    transaction, connections with the :data:`WRITE` option begin ``IMMEDIATE``, taking the
+    write lock up front and waiting for it (busy timeout) instead of failing on an upgrade.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=20
@@ -146,18 +173,35 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection, record) -> None:  # noqa: ARG001
+            connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
             cursor = connection.cursor()
             # WAL lets readers (status polls) go on while a worker writes progress.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        @event.listens_for(engine, "begin")
+        def _begin(connection) -> None:
+            # A read is one statement, atomic by itself: no BEGIN round trip for it.
+            if connection.get_execution_options().get("genesis_write", False):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
+#: Built once: a statement object keeps its compiled form and cache key between calls.
+_GET = select(*JobRow.__table__.columns).where(JobRow.id == bindparam("job_id"))
+_CHANGED = (
+    select(*JobRow.__table__.columns)
+    .where(JobRow.updated_at > bindparam("since"))
+    .order_by(JobRow.updated_at)
+)
+_QUEUED = select(func.count()).select_from(JobRow).where(JobRow.status == "queued")
+
+
 def _job(row: Any) -> Job:
-    return Job(**{name: getattr(row, name) for name in COLUMNS})
+    return Job(**row._asdict())
 
 
 class JobStore:
@@ -166,14 +210,18 @@ class JobStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.writer = self.engine.execution_options(**WRITE)
         Base.metadata.create_all(self.engine)
+        # create_all makes missing tables only; a store made by an older version lacks these.
+        for index in JobRow.__table__.indexes:
+            index.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
 
     # ------------------------------------------------------------------ API side
 
-    def submit(self, *, max_queue: int, retry_after: int, **fields: Any) -> Job:
+    def submit(self, *, max_queue: int, retry_after: int = 1, **fields: Any) -> Job:
         """Insert a queued job, or raise :class:`QueueFull` when ``max_queue`` jobs wait."""
         now = time.time()
         values = {
@@ -197,18 +245,27 @@ class JobStore:
             "artifacts": [],
             **fields,
         }
-        with self.engine.begin() as connection:
-            queued = connection.execute(
-                select(func.count()).select_from(JobRow).where(JobRow.status == "queued")
-            ).scalar_one()
-            if queued >= max_queue:
-                raise QueueFull(queued, max_queue, retry_after)
+        with self.writer.begin() as connection:
+            self._check_queue(connection, max_queue, retry_after)
             connection.execute(JobRow.__table__.insert().values(**values))
         return Job(**values)
 
+    def _check_queue(self, connection: Connection, max_queue: int, retry_after: int) -> None:
+        """Raise :class:`QueueFull` when ``max_queue`` jobs wait; holds the submit lock till commit.
+
+        Only submits and retries add queued jobs (a requeue after a lost worker puts back a
+        job that was already accepted), so serialising those two makes the bound exact.
+        """
+        if self.engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SUBMIT_LOCK_KEY})
+        # On SQLite the connection began IMMEDIATE: it already holds the write lock.
+        queued = connection.execute(_QUEUED).scalar_one()
+        if queued >= max_queue:
+            raise QueueFull(queued, max_queue, retry_after)
+
     def get(self, job_id: str) -> Job:
         with self.engine.connect() as connection:
-            row = connection.execute(select(JobRow).where(JobRow.id == job_id)).first()
+            row = connection.execute(_GET, {"job_id": job_id}).first()
         if row is None:
             raise JobNotFound(job_id)
         return _job(row)
@@ -222,7 +279,7 @@ class JobStore:
         offset: int = 0,
     ) -> tuple[list[Job], int]:
         """Jobs newest first, filtered, with the total count of the filter."""
-        query = select(JobRow)
+        query = select(*JobRow.__table__.columns)
         count = select(func.count()).select_from(JobRow)
         for column, value in ((JobRow.status, status), (JobRow.model, model)):
             if value is not None:
@@ -233,6 +290,12 @@ class JobStore:
             rows = connection.execute(query).all()
             total = connection.execute(count).scalar_one()
         return [_job(row) for row in rows], total
+
+    def changed_since(self, since: float) -> list[Job]:
+        """Jobs whose ``updated_at`` is after ``since`` (a time.time() value), oldest change first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(_CHANGED, {"since": since}).all()
+        return [_job(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:
@@ -262,7 +325,7 @@ class JobStore:
                 f"job {job_id} is already {job.status}; only queued or running jobs can be cancelled"
             )
         now = time.time()
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             done = connection.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.status == "queued")
@@ -276,15 +339,11 @@ class JobStore:
                 )
         return self.get(job_id)
 
-    def retry(self, job_id: str, *, max_queue: int, retry_after: int) -> Job:
+    def retry(self, job_id: str, *, max_queue: int, retry_after: int = 1) -> Job:
         """Queue a failed or cancelled job again, with its attempts counted afresh."""
         now = time.time()
-        with self.engine.begin() as connection:
-            queued = connection.execute(
-                select(func.count()).select_from(JobRow).where(JobRow.status == "queued")
-            ).scalar_one()
-            if queued >= max_queue:
-                raise QueueFull(queued, max_queue, retry_after)
+        with self.writer.begin() as connection:
+            self._check_queue(connection, max_queue, retry_after)
             done = connection.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.status.in_(("failed", "cancelled")))
@@ -317,7 +376,7 @@ class JobStore:
     def delete(self, job_id: str) -> Job:
         """Remove a job that is not running; returns its last snapshot (to remove its files)."""
         job = self.get(job_id)
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             done = connection.execute(
                 delete(JobRow).where(JobRow.id == job_id, JobRow.status != "running")
             ).rowcount
@@ -340,7 +399,7 @@ class JobStore:
         """Take back the jobs of workers whose lease ran out: requeue, fail or cancel them."""
         now = time.time()
         expired = (JobRow.status == "running", JobRow.lease_expires < now)
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             cancelled = connection.execute(
                 update(JobRow)
                 .where(*expired, JobRow.cancel_requested.is_(True))
@@ -405,7 +464,7 @@ class JobStore:
             candidates = connection.execute(query).scalars().all()
         for job_id in candidates:
             now = time.time()
-            with self.engine.begin() as connection:
+            with self.writer.begin() as connection:
                 done = connection.execute(
                     update(JobRow)
                     .where(JobRow.id == job_id, JobRow.status == "queued")
@@ -436,7 +495,7 @@ class JobStore:
     def heartbeat(self, job: Job, worker: str, lease_seconds: float) -> bool | None:
         """Renew the lease; returns whether a cancel was asked, or None when the job is no longer ours."""
         now = time.time()
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             done = connection.execute(
                 update(JobRow)
                 .where(*self._mine(job.id, worker, job.attempts))
@@ -453,7 +512,7 @@ class JobStore:
     def progress(self, job: Job, worker: str, stage: str, step: int, total: int) -> bool | None:
         """Record a step; returns whether a cancel was asked, or None when the job is no longer ours."""
         now = time.time()
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             done = connection.execute(
                 update(JobRow)
                 .where(*self._mine(job.id, worker, job.attempts))
@@ -480,7 +539,7 @@ class JobStore:
     ) -> bool:
         """End the worker's attempt; False when the job is no longer ours (nothing written)."""
         now = time.time()
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             return bool(
                 connection.execute(
                     update(JobRow)
@@ -503,7 +562,7 @@ class JobStore:
     def release(self, job: Job, worker: str) -> bool:
         """Give a job back to the queue without counting the attempt (the worker is stopping)."""
         now = time.time()
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             return bool(
                 connection.execute(
                     update(JobRow)
@@ -524,7 +583,7 @@ class JobStore:
 
     def expire_worker(self, worker: str) -> int:
         """End the leases of a worker known to be dead, so :meth:`reap_expired` takes its jobs back."""
-        with self.engine.begin() as connection:
+        with self.writer.begin() as connection:
             return connection.execute(
                 update(JobRow)
                 .where(JobRow.status == "running", JobRow.worker == worker)

@@ -1,10 +1,14 @@
-"""Checks of an uploaded picture, by content: format, size and pixel count."""
+"""Checks of an uploaded picture, by content: format, size and pixel count; the body size limit."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
+from typing import Any
+
+from starlette.exceptions import HTTPException
 
 from genesis3d.errors import require
 
@@ -21,6 +25,41 @@ class UploadRejected(Exception):
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
         self.expected, self.received, self.fix = expected, received, fix
+
+    def body(self) -> dict[str, str]:
+        """The JSON body of the answer (the shape of every error of the API)."""
+        return {
+            "error": self.error,
+            "message": self.message,
+            "expected": self.expected,
+            "received": self.received,
+            "fix": self.fix,
+        }
+
+
+def too_large(max_bytes: int, received: str) -> UploadRejected:
+    """The 413 refusal of a picture or request body over ``max_bytes``."""
+    return UploadRejected(
+        413,
+        "upload_too_large",
+        f"the picture must be at most {max_bytes} bytes, got {received}; "
+        "send a smaller file (e.g. a JPEG or WebP, or fewer pixels)",
+        f"at most {max_bytes} bytes",
+        received,
+        "compress or downscale the picture",
+    )
+
+
+class BodyTooLarge(HTTPException):
+    """A request body passed the limit while it was being read.
+
+    An ``HTTPException`` because the framework's body parsing passes those on unchanged
+    (any other error there becomes a 400); the app answers it with :attr:`rejection`.
+    """
+
+    def __init__(self, rejection: UploadRejected) -> None:
+        super().__init__(413, rejection.message)
+        self.rejection = rejection
 
 
 @dataclass(frozen=True)
@@ -40,15 +79,7 @@ def check_picture(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedPic
             a damaged file.
     """
     if len(data) > max_bytes:
-        raise UploadRejected(
-            413,
-            "upload_too_large",
-            f"the picture must be at most {max_bytes} bytes, got more than that; "
-            "send a smaller file (e.g. a JPEG or WebP, or fewer pixels)",
-            f"at most {max_bytes} bytes",
-            f"more than {max_bytes} bytes",
-            "compress or downscale the picture",
-        )
+        raise too_large(max_bytes, f"more than {max_bytes} bytes")
     if not data:
         raise UploadRejected(
             422,
@@ -121,3 +152,89 @@ def _sniff(data: bytes) -> str:
     if head.lstrip().startswith((b"<", b"{", b"[")):
         return "text (HTML, XML or JSON)"
     return f"{len(data)} bytes starting with {head[:8].hex()}"
+
+
+class UploadSizeLimit:
+    """ASGI middleware refusing a request body over ``max_body_bytes`` with 413, as it streams.
+
+    A declared ``Content-Length`` over the limit is refused before any of the body is read.
+    A body without one (``Transfer-Encoding: chunked``) is counted as it arrives, and the
+    request is refused as soon as the count passes the limit, instead of being spooled
+    whole first. Plain ASGI rather than ``@app.middleware("http")``, whose per-request task
+    and body streams every request would pay for.
+
+    Args:
+        app: the ASGI app.
+        path: the upload endpoint (exact path) whose POST bodies are limited.
+        max_body_bytes: largest accepted body, multipart overhead included.
+        max_picture_bytes: the picture limit named in the message.
+    """
+
+    def __init__(self, app: Any, *, path: str, max_body_bytes: int, max_picture_bytes: int) -> None:
+        self.app = app
+        self.path = path
+        self.max_body_bytes = max_body_bytes
+        self.max_picture_bytes = max_picture_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await _answer(send, too_large(self.max_picture_bytes, f"a request of {declared} bytes"))
+            return
+        received = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(
+                        too_large(
+                            self.max_picture_bytes,
+                            f"a request passing {self.max_body_bytes} bytes (still sending)",
+                        )
+                    )
+            return message
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge as error:
+            # Read outside the routes' error handling (e.g. by a middleware): answer here.
+            if started:
+                raise
+            await _answer(send, error.rejection)
+
+
+async def _answer(send, rejection: UploadRejected) -> None:
+    payload = json.dumps(rejection.body()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": rejection.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                # The rest of the body is not read: this connection cannot carry another request.
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

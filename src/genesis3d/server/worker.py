@@ -204,7 +204,9 @@ class Worker:
                 self._pipeline = None
                 self._pipeline_model = None
                 release_memory()
-            self._pipeline = api.load_pipeline(model, device=self.device)
+            self._pipeline = api.load_pipeline(
+                model, weights=self.settings.weights.get(model), device=self.device
+            )
             self._pipeline_model = model
         return self._pipeline
 

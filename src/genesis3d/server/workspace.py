@@ -11,6 +11,8 @@ import re
 import secrets
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PICTURE_NAME = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp)$")
@@ -25,7 +27,7 @@ class Workspace:
         self.root = Path(root).resolve()
         self.pictures = self.root / "pictures"
         self.artifacts = self.root / "artifacts"
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def create(self) -> Workspace:
         for folder in (self.root, self.pictures, self.artifacts):
@@ -36,6 +38,12 @@ class Workspace:
         if not PICTURE_NAME.match(name):
             raise ValueError(f"not a stored picture name: {name!r}")
         return self.pictures / name
+
+    @contextmanager
+    def pictures_locked(self) -> Iterator[None]:
+        """Hold the pictures' lock across several steps (store a picture, then insert its job)."""
+        with self._lock:
+            yield
 
     def store_picture(self, digest: str, extension: str, data: bytes) -> str:
         """Write a picture once under its content hash; returns its stored name."""
