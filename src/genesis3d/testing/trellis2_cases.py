@@ -11,9 +11,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from genesis3d.models.trellis2.config import FlowConfig, StructureDecoderConfig
+from genesis3d.models.trellis2.config import (
+    FlexiDualGridDecoderConfig,
+    FlowConfig,
+    SparseUnetDecoderConfig,
+    SparseUnetEncoderConfig,
+    StructureDecoderConfig,
+)
+from genesis3d.models.trellis2.dual_grid import flexible_dual_grid_to_mesh
 from genesis3d.models.trellis2.flow import ElasticSLatFlowModel, SparseStructureFlowModel
 from genesis3d.models.trellis2.sampling import SamplerSettings, sample_dense, sample_sparse
+from genesis3d.models.trellis2.sc_vae import (
+    FlexiDualGridVaeDecoder,
+    SparseUnetVaeDecoder,
+    SparseUnetVaeEncoder,
+)
 from genesis3d.models.trellis2.structure_decoder import SparseStructureDecoder
 from genesis3d.nn.sparse.tensor import SparseTensor
 from genesis3d.weights.loading import load_into
@@ -26,6 +38,11 @@ FLOW_DENSE = _MODULES + "sparse_structure_flow.SparseStructureFlowModel"
 FLOW_SPARSE = _MODULES + "structured_latent_flow.ElasticSLatFlowModel"
 FLOW_SPARSE_PLAIN = _MODULES + "structured_latent_flow.SLatFlowModel"
 STRUCTURE_DECODER = _MODULES + "sparse_structure_vae.SparseStructureDecoder"
+SHAPE_DECODER = _MODULES + "sc_vaes.fdg_vae.FlexiDualGridVaeDecoder"
+SHAPE_ENCODER = _MODULES + "sc_vaes.fdg_vae.FlexiDualGridVaeEncoder"
+TEXTURE_DECODER = _MODULES + "sc_vaes.sparse_unet_vae.SparseUnetVaeDecoder"
+TEXTURE_ENCODER = _MODULES + "sc_vaes.sparse_unet_vae.SparseUnetVaeEncoder"
+DUAL_GRID_TO_MESH = "o_voxel.convert.flexible_dual_grid_to_mesh"
 SAMPLER = "trellis2.pipelines.samplers.flow_euler.FlowEulerGuidanceIntervalSampler"
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
@@ -33,6 +50,10 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     FLOW_SPARSE: lambda args: ElasticSLatFlowModel(FlowConfig.from_args(args)),
     FLOW_SPARSE_PLAIN: lambda args: ElasticSLatFlowModel(FlowConfig.from_args(args)),
     STRUCTURE_DECODER: lambda args: SparseStructureDecoder(StructureDecoderConfig.from_args(args)),
+    SHAPE_DECODER: lambda args: FlexiDualGridVaeDecoder(FlexiDualGridDecoderConfig.from_args(args)),
+    TEXTURE_DECODER: lambda args: SparseUnetVaeDecoder(SparseUnetDecoderConfig.from_args(args)),
+    SHAPE_ENCODER: lambda args: SparseUnetVaeEncoder(SparseUnetEncoderConfig.from_args(args)),
+    TEXTURE_ENCODER: lambda args: SparseUnetVaeEncoder(SparseUnetEncoderConfig.from_args(args)),
 }
 
 
@@ -111,7 +132,48 @@ def sampler(case: Case) -> dict[str, torch.Tensor]:
     return out
 
 
+@torch.inference_mode()
+def shape_decoder(case: Case) -> dict[str, torch.Tensor]:
+    model = _module(case)
+    assert isinstance(model, FlexiDualGridVaeDecoder)
+    out, subs = model(_sparse(case, "x"))
+    result = _sparse_out("out_raw", out)
+    for index, sub in enumerate(subs):
+        result.update(_sparse_out(f"subs.{index}", sub))
+    dual, intersected, split = model.fields(out)
+    result.update(dual_vertices=dual, intersected=intersected, split_weight=split)
+    aabb = ((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5))
+    for item, rows in enumerate(out.layout):
+        vertices, faces = flexible_dual_grid_to_mesh(
+            out.coords[rows, 1:], dual[rows], intersected[rows], split[rows], aabb, model.resolution
+        )
+        result[f"mesh.{item}.vertices"] = vertices
+        result[f"mesh.{item}.faces"] = faces
+    return result
+
+
+@torch.inference_mode()
+def texture_decoder(case: Case) -> dict[str, torch.Tensor]:
+    names = case.manifest["call"]["kwargs"]["guide_subs"]
+    guides = [_sparse(case, name).feats for name in names]
+    out, _ = _module(case)(_sparse(case, "x"), guides)
+    return _sparse_out("out", out)
+
+
+def dual_grid_to_mesh(case: Case) -> dict[str, torch.Tensor]:
+    call = case.manifest["call"]
+    coords, dual, flags, split = (None if a is None else case.input(a) for a in call["args"])
+    kwargs = call["kwargs"]
+    vertices, faces = flexible_dual_grid_to_mesh(
+        coords, dual, flags, split, kwargs["aabb"], int(kwargs["grid_size"])
+    )
+    return {"vertices": vertices, "faces": faces}
+
+
 ADAPTERS = {
+    SHAPE_DECODER: shape_decoder,
+    TEXTURE_DECODER: texture_decoder,
+    DUAL_GRID_TO_MESH: dual_grid_to_mesh,
     FLOW_DENSE: flow,
     FLOW_SPARSE: flow,
     STRUCTURE_DECODER: structure_decoder,

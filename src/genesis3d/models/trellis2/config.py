@@ -111,3 +111,126 @@ class StructureDecoderConfig:
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> Self:
         return _from_args(cls, args, "structure decoder")
+
+
+_BLOCKS = ("SparseConvNeXtBlock3d",)
+_UP_BLOCKS = ("SparseResBlockC2S3d",)
+_DOWN_BLOCKS = ("SparseResBlockS2C3d",)
+
+
+def _check_stages(
+    what: str,
+    model_channels: tuple[int, ...],
+    num_blocks: tuple[int, ...],
+    block_type: tuple[str, ...],
+    resample_type: tuple[str, ...],
+    resample_allowed: tuple[str, ...],
+    block_args: tuple[Mapping[str, Any], ...],
+) -> None:
+    stages = len(model_channels)
+    if not (len(num_blocks) == len(block_type) == len(block_args) == stages):
+        raise ConfigError(
+            f"{what}: model_channels, num_blocks, block_type and block_args need one entry per stage ({stages})"
+        )
+    if len(resample_type) != stages - 1:
+        raise ConfigError(
+            f"{what}: expected {stages - 1} resampling block types, got {len(resample_type)}"
+        )
+    for name in block_type:
+        if name not in _BLOCKS:
+            raise ConfigError(f"{what}: block type must be one of {_BLOCKS}, got {name!r}")
+    for name in resample_type:
+        if name not in resample_allowed:
+            raise ConfigError(
+                f"{what}: resampling block must be one of {resample_allowed}, got {name!r}"
+            )
+    for args in block_args:
+        unknown = sorted(set(args) - {"use_checkpoint"})
+        if unknown:
+            raise ConfigError(
+                f"{what}: block_args has unknown keys {unknown}; expected use_checkpoint"
+            )
+
+
+@dataclass(frozen=True)
+class SparseUnetDecoderConfig:
+    """Arguments of ``SparseUnetVaeDecoder`` (the texture decoder; shape decoder's trunk)."""
+
+    out_channels: int
+    model_channels: tuple[int, ...]
+    latent_channels: int
+    num_blocks: tuple[int, ...]
+    block_type: tuple[str, ...]
+    up_block_type: tuple[str, ...]
+    block_args: tuple[Mapping[str, Any], ...]
+    use_fp16: bool = False
+    pred_subdiv: bool = True
+
+    def __post_init__(self) -> None:
+        _check_stages(
+            "sparse decoder", self.model_channels, self.num_blocks, self.block_type,
+            self.up_block_type, _UP_BLOCKS, self.block_args,
+        )  # fmt: skip
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Self:
+        return _from_args(cls, args, "sparse decoder")
+
+
+@dataclass(frozen=True)
+class FlexiDualGridDecoderConfig:
+    """Arguments of ``FlexiDualGridVaeDecoder`` (the shape decoder, 7 output channels)."""
+
+    resolution: int
+    model_channels: tuple[int, ...]
+    latent_channels: int
+    num_blocks: tuple[int, ...]
+    block_type: tuple[str, ...]
+    up_block_type: tuple[str, ...]
+    block_args: tuple[Mapping[str, Any], ...]
+    use_fp16: bool = False
+    voxel_margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.unet()
+
+    def unet(self) -> SparseUnetDecoderConfig:
+        return SparseUnetDecoderConfig(
+            out_channels=7,
+            model_channels=self.model_channels,
+            latent_channels=self.latent_channels,
+            num_blocks=self.num_blocks,
+            block_type=self.block_type,
+            up_block_type=self.up_block_type,
+            block_args=self.block_args,
+            use_fp16=self.use_fp16,
+            pred_subdiv=True,
+        )
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Self:
+        return _from_args(cls, args, "dual grid decoder")
+
+
+@dataclass(frozen=True)
+class SparseUnetEncoderConfig:
+    """Arguments of ``SparseUnetVaeEncoder`` (``FlexiDualGridVaeEncoder``: in_channels 6)."""
+
+    model_channels: tuple[int, ...]
+    latent_channels: int
+    num_blocks: tuple[int, ...]
+    block_type: tuple[str, ...]
+    down_block_type: tuple[str, ...]
+    block_args: tuple[Mapping[str, Any], ...]
+    in_channels: int = 6
+    use_fp16: bool = False
+
+    def __post_init__(self) -> None:
+        _check_stages(
+            "sparse encoder", self.model_channels, self.num_blocks, self.block_type,
+            self.down_block_type, _DOWN_BLOCKS, self.block_args,
+        )  # fmt: skip
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Self:
+        return _from_args(cls, args, "sparse encoder")

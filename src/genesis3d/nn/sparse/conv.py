@@ -117,7 +117,7 @@ def submanifold_conv3d(
         for start in range(0, out_rows.shape[0], chunk_rows):
             rows_out = out_rows[start : start + chunk_rows]
             rows_in = in_rows[start : start + chunk_rows]
-            out.index_add_(0, rows_out, (feats[rows_in] @ matrix).float())
+            out.index_put_((rows_out,), (feats[rows_in] @ matrix).float(), accumulate=True)
     if bias is not None:
         out += bias.float()
     return out.to(feats.dtype)
