@@ -29,6 +29,21 @@ def per_token(values: torch.Tensor, layout: list[slice]) -> torch.Tensor:
     return torch.repeat_interleave(values, lengths, dim=0)
 
 
+class _Broadcast:
+    """Applies per-item vectors to packed tokens: by a (B, L, C) view when items are equal in
+    length (the dense model; no copy of the vectors), else by repeating them per token."""
+
+    def __init__(self, layout: list[slice]) -> None:
+        self.layout = layout
+        self.uniform = len({rows.stop - rows.start for rows in layout}) == 1
+
+    def vector(self, values: torch.Tensor) -> torch.Tensor:
+        return values[:, None, :] if self.uniform else per_token(values, self.layout)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(0, (len(self.layout), -1)) if self.uniform else x
+
+
 class ModulatedCrossBlock(nn.Module):
     """Self-attention (RoPE), cross-attention to the image tokens, FFN; shared adaLN."""
 
@@ -66,12 +81,13 @@ class ModulatedCrossBlock(nn.Module):
         rotary: torch.Tensor,
     ) -> torch.Tensor:
         """x (T, C) packed; t_mod (B, 6C); context (B, Lc, Cc); rotary (T, D/2) -> (T, C)."""
+        items = _Broadcast(layout)
         mods = (t_mod + self.modulation).to(x.dtype).chunk(6, dim=-1)
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
-            per_token(m, layout) for m in mods
-        )
-        h = layer_norm_fp32(x, 1e-6) * (1 + scale_msa) + shift_msa
-        x = x + gate_msa * self.self_attn(h, layout, rotary=rotary)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = map(items.vector, mods)
+        shape = x.shape
+        h = items.tokens(layer_norm_fp32(x, 1e-6)) * (1 + scale_msa) + shift_msa
+        attended = self.self_attn(h.reshape(shape), layout, rotary=rotary)
+        x = (items.tokens(x) + gate_msa * items.tokens(attended)).reshape(shape)
         x = x + self.cross_attn(self.norm2(x), layout, context)
-        h = layer_norm_fp32(x, 1e-6) * (1 + scale_mlp) + shift_mlp
-        return x + gate_mlp * self.mlp(h)
+        h = items.tokens(layer_norm_fp32(x, 1e-6)) * (1 + scale_mlp) + shift_mlp
+        return (items.tokens(x) + gate_mlp * self.mlp(h)).reshape(shape)
