@@ -142,11 +142,7 @@ def shape_decoder(case: Case) -> dict[str, torch.Tensor]:
         result.update(_sparse_out(f"subs.{index}", sub))
     dual, intersected, split = model.fields(out)
     result.update(dual_vertices=dual, intersected=intersected, split_weight=split)
-    aabb = ((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5))
-    for item, rows in enumerate(out.layout):
-        vertices, faces = flexible_dual_grid_to_mesh(
-            out.coords[rows, 1:], dual[rows], intersected[rows], split[rows], aabb, model.resolution
-        )
+    for item, (vertices, faces) in enumerate(model.to_meshes(out)):
         result[f"mesh.{item}.vertices"] = vertices
         result[f"mesh.{item}.faces"] = faces
     return result

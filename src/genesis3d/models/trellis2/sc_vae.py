@@ -24,6 +24,7 @@ from genesis3d.models.trellis2.config import (
     SparseUnetDecoderConfig,
     SparseUnetEncoderConfig,
 )
+from genesis3d.models.trellis2.dual_grid import flexible_dual_grid_to_mesh
 from genesis3d.nn.norms import LayerNorm32
 from genesis3d.nn.sparse.conv import SparseConv3d
 from genesis3d.nn.sparse.spatial import spatial_to_channel, split_channels, subdivide
@@ -192,7 +193,12 @@ def _dtype(module: nn.Module) -> torch.dtype:
 
 
 class FlexiDualGridVaeDecoder(SparseUnetVaeDecoder):
-    """The shape decoder: 7 channels per voxel (dual vertex 3, intersection flags 3, split 1)."""
+    """The shape decoder: 7 channels per voxel (dual vertex 3, intersection flags 3, split 1).
+
+    ``forward`` returns the raw voxels and the subdivision logits (the official forward goes
+    on to meshes); :meth:`fields` reads the dual grid off the voxels and :meth:`to_meshes`
+    extracts one mesh per batch item in the [-0.5, 0.5]^3 cube at ``resolution``.
+    """
 
     def __init__(self, config: FlexiDualGridDecoderConfig) -> None:
         super().__init__(config.unet())
@@ -209,6 +215,22 @@ class FlexiDualGridVaeDecoder(SparseUnetVaeDecoder):
         margin = self.voxel_margin
         dual = (1 + 2 * margin) * torch.sigmoid(feats[:, 0:3]) - margin
         return dual, feats[:, 3:6] > 0, F.softplus(feats[:, 6:7])
+
+    def to_meshes(self, out: SparseTensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per batch item, vertices (M_i, 3) float32 and faces (F_i, 3) int32 (local indices)."""
+        dual, intersected, split = self.fields(out)
+        aabb = ((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5))
+        return [
+            flexible_dual_grid_to_mesh(
+                out.coords[rows, 1:],
+                dual[rows],
+                intersected[rows],
+                split[rows],
+                aabb,
+                self.resolution,
+            )  # fmt: skip
+            for rows in out.layout
+        ]
 
 
 class SparseUnetVaeEncoder(nn.Module):

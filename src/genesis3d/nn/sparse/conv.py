@@ -101,7 +101,8 @@ def submanifold_conv3d(
 
     Args:
         feats: (N, Ci).
-        pairs: from :func:`neighbor_pairs`, one entry per kernel offset.
+        pairs: from :func:`neighbor_pairs` of these voxels (unique rows, so the centre offset
+            pairs each row with itself), one entry per kernel offset.
         weight: (Co, 3, 3, 3, Ci).
         bias: (Co,) or None.
         chunk_rows: most rows of one gathered matmul.
@@ -111,8 +112,15 @@ def submanifold_conv3d(
     """
     out_channels = weight.shape[0]
     matrices = weight.reshape(out_channels, KERNEL_VOLUME, -1).to(feats.dtype)
-    out = torch.zeros(feats.shape[0], out_channels, dtype=torch.float32, device=feats.device)
+    # The centre offset pairs every voxel with itself, in order: a plain matmul starts the sum.
+    centre = KERNEL_VOLUME // 2
+    out = torch.empty(feats.shape[0], out_channels, dtype=torch.float32, device=feats.device)
+    for start in range(0, feats.shape[0], chunk_rows):
+        rows = slice(start, start + chunk_rows)
+        out[rows] = (feats[rows] @ matrices[:, centre, :].t()).float()
     for v, (out_rows, in_rows) in enumerate(pairs):
+        if v == centre:
+            continue
         matrix = matrices[:, v, :].t()
         for start in range(0, out_rows.shape[0], chunk_rows):
             rows_out = out_rows[start : start + chunk_rows]
