@@ -124,7 +124,7 @@ def _loop_attention(query, key, value, q_layout, k_layout):
     return torch.cat(outs)
 
 
-@pytest.mark.parametrize("lengths", [(5, 9, 2), (4, 4)])
+@pytest.mark.parametrize("lengths", [(5, 9, 2), (4, 4), (3, 0, 2)])
 def test_varlen_attention_keeps_items_apart(lengths):
     generator = torch.Generator().manual_seed(4)
     total = sum(lengths)

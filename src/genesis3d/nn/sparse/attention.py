@@ -49,6 +49,8 @@ def varlen_attention(
         return out.transpose(1, 2).flatten(0, 1)
     out = query.new_empty(query.shape[0], query.shape[1], value.shape[2])
     for q_rows, k_rows in zip(query_layout, key_layout, strict=True):
+        if q_rows.stop == q_rows.start:
+            continue  # an item without voxels (e.g. nothing occupied) has nothing to attend
         out[q_rows] = attention(
             query[q_rows].transpose(0, 1)[None],
             key[k_rows].transpose(0, 1)[None],
