@@ -82,3 +82,32 @@ def test_repo_angles_follow_learned_frequencies():
     doubled = repo(hidden)
     torch.testing.assert_close(doubled[..., :5], 2 * angles[..., :5])
     torch.testing.assert_close(doubled[..., 5:], angles[..., 5:])
+
+
+def test_grid_rotary_angles_are_axis_major_with_unrotated_tail():
+    from genesis3d.nn.rope import grid_rotary_angles
+
+    angles = grid_rotary_angles(torch.tensor([[1, 2, 3]]), head_dim=32)
+    assert angles.shape == (1, 16)
+    freqs = 1.0 / 10000 ** (torch.arange(5) / 5)
+    torch.testing.assert_close(angles[0, :15], torch.cat([1 * freqs, 2 * freqs, 3 * freqs]))
+    assert angles[0, 15] == 0
+
+
+def test_attention_rotary_rotates_after_the_rms_norm():
+    from genesis3d.nn.layers import MultiHeadAttention
+    from genesis3d.nn.rope import apply_interleaved_rotary
+
+    torch.manual_seed(0)  # module initialisation only
+    attn = MultiHeadAttention(8, 2)
+    with torch.no_grad():
+        attn.q_rms_norm.gamma.uniform_(0.5, 1.5)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 5, 8, generator=generator)
+    angles = torch.randn(5, 2, generator=generator)
+    query, key, value = attn.project(x)
+    query = apply_interleaved_rotary(query, angles[:, None])
+    key = apply_interleaved_rotary(key, angles[:, None])
+    scores = torch.einsum("blhd,bmhd->bhlm", query, key) / 2.0
+    out = torch.einsum("bhlm,bmhd->blhd", scores.softmax(-1), value).reshape(1, 5, 8)
+    torch.testing.assert_close(attn(x, rotary=angles), attn.to_out(out), atol=1e-6, rtol=1e-5)

@@ -67,3 +67,28 @@ def test_bad_settings_are_refused():
         FlowEulerScheduler.timesteps(0)
     with pytest.raises(ConfigError, match="interval"):
         GuidanceOptions(scale=2, interval=(0.9, 0.1))
+
+
+def test_packed_items_take_their_rescale_std_and_time_per_item():
+    from genesis3d.schedulers import FlowEulerScheduler, GuidanceOptions
+
+    generator = torch.Generator().manual_seed(11)
+    scheduler = FlowEulerScheduler()
+    guidance = GuidanceOptions(scale=4.0, rescale=0.6, rescale_std="population")
+    x_t = torch.randn(9, 3, generator=generator)
+    v_cond, v_uncond = torch.randn(2, 9, 3, generator=generator)
+    groups = [slice(0, 4), slice(4, 9)]
+    packed = scheduler.guide(v_cond, v_uncond, x_t, guidance=guidance, t=0.8, groups=groups)
+    for rows in groups:
+        alone = scheduler.guide(
+            v_cond[rows][None], v_uncond[rows][None], x_t[rows][None], guidance=guidance, t=0.8
+        )
+        torch.testing.assert_close(packed[rows], alone[0], atol=1e-6, rtol=1e-6)
+    seen = []
+
+    def velocity(state, t, branch):
+        seen.append(t.shape)
+        return torch.zeros_like(state)
+
+    scheduler.sample(velocity, x_t, steps=2, guidance=guidance, groups=groups)
+    assert seen and all(shape == (2,) for shape in seen)

@@ -14,6 +14,7 @@ from torch import nn
 from genesis3d.nn.attention import attention
 from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.norms import MultiHeadRMSNorm
+from genesis3d.nn.rope import apply_interleaved_rotary
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,8 @@ class MultiHeadAttention(nn.Module):
     """Self or cross multi-head attention with optional per-head RMS norm of queries and keys.
 
     Self: ``to_qkv`` (C -> 3C). Cross: ``to_q`` (C -> C) and ``to_kv`` (context -> 2C).
-    Then ``to_out``. Inputs (B, L, C) and, for cross, context (B, Lc, Cc).
+    Then ``to_out``. Inputs (B, L, C) and, for cross, context (B, Lc, Cc). Optional rotary
+    angles rotate interleaved channel pairs of queries and keys after the RMS norm.
     """
 
     def __init__(
@@ -81,19 +83,36 @@ class MultiHeadAttention(nn.Module):
             self.k_rms_norm = MultiHeadRMSNorm(self.head_dim, heads)
         self.to_out = Linear(channels, channels)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        batch, length, _ = x.shape
+    def project(
+        self, x: torch.Tensor, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (..., L, H, D), keys and values (..., Lk, H, D), RMS-normed where enabled.
+
+        ``x`` is (..., L, C); ``context`` (..., Lc, Cc) for cross attention.
+        """
         if self.kind == "self":
-            query, key, value = self.to_qkv(x).view(batch, length, 3, self.heads, -1).unbind(2)
+            query, key, value = self.to_qkv(x).unflatten(-1, (3, self.heads, -1)).unbind(-3)
         else:
             if context is None:
                 raise ValueError("cross attention needs a context tensor")
-            query = self.to_q(x).view(batch, length, self.heads, -1)
-            key, value = (
-                self.to_kv(context).view(batch, context.shape[1], 2, self.heads, -1).unbind(2)
-            )
+            query = self.to_q(x).unflatten(-1, (self.heads, -1))
+            key, value = self.to_kv(context).unflatten(-1, (2, self.heads, -1)).unbind(-3)
         if self.qk_rms_norm:
             query = self.q_rms_norm(query)
             key = self.k_rms_norm(key)
+        return query, key, value
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        rotary: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, L, C), context (B, Lc, Cc), rotary angles (L, D/2) float32 -> (B, L, C)."""
+        batch, length, _ = x.shape
+        query, key, value = self.project(x, context)
+        if rotary is not None:
+            query = apply_interleaved_rotary(query, rotary[:, None, :])
+            key = apply_interleaved_rotary(key, rotary[:, None, :])
         out = attention(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2))
         return self.to_out(out.transpose(1, 2).reshape(batch, length, -1))

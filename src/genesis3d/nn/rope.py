@@ -87,3 +87,29 @@ class RePo3DRotaryEmbedding(nn.Module):
             for axis in range(3)
         ]
         return torch.cat(per_axis, dim=-1) * math.pi
+
+
+def grid_rotary_angles(
+    positions: torch.Tensor, head_dim: int, theta: float = 10000.0
+) -> torch.Tensor:
+    """Rotary angles of integer 3-D positions, axis-major, for interleaved channel pairs.
+
+    Per axis count = head_dim // 2 // 3 frequencies f_j = 1 / theta^(j / count); the angles are
+    [x f_0 .. x f_{n-1}, y f_0 .., z f_0 ..], and the remaining head_dim / 2 - 3 count pairs get
+    angle 0 (not rotated). Used by TRELLIS.2 on voxel coordinates of the latent grid.
+
+    Args:
+        positions: (N, 3) voxel coordinates (x, y, z), any numeric dtype.
+        head_dim: channels per head (even).
+
+    Returns:
+        (N, head_dim / 2) float32.
+    """
+    count = head_dim // 2 // 3
+    exponents = torch.arange(count, dtype=torch.float32, device=positions.device) / count
+    freqs = 1.0 / (theta**exponents)
+    angles = (positions.float()[:, :, None] * freqs[None, None, :]).flatten(1)
+    pad = head_dim // 2 - angles.shape[1]
+    if pad:
+        angles = torch.cat([angles, angles.new_zeros(angles.shape[0], pad)], dim=1)
+    return angles

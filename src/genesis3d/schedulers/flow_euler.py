@@ -3,7 +3,10 @@
 Convention (TripoSplat, TRELLIS.2): x_t = (1 - t) x_0 + (sigma_min + (1 - sigma_min) t) eps, the
 model predicts v ~ (1 - sigma_min) eps - x_0, and sampling runs t from 1 to 0 with
 x <- x - v (t - t_next). A state is a tensor or a dict of tensors (TripoSplat denoises a latent
-and a camera token together); guidance applies to every entry.
+and a camera token together); guidance applies to every entry. A state may also pack
+variable-length batch items row after row (TRELLIS.2's sparse latents): ``groups`` then gives
+each item's rows, the model time has one entry per item, and the CFG-rescale std is taken
+per item.
 
 The schedule is computed in float64 (as the official samplers do with numpy); the model
 receives ``time_scale * t`` as a float32 tensor.
@@ -11,7 +14,7 @@ receives ``time_scale * t`` as a float32 tensor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -26,6 +29,8 @@ State = torch.Tensor | dict[str, torch.Tensor]
 VelocityFn = Callable[[State, torch.Tensor, Literal["cond", "uncond"]], State]
 #: step_callback(step index from 1, total steps, state after the step).
 StepCallback = Callable[[int, int, State], None]
+#: prediction_callback(step index from 0, t, x_t, guided velocity) before the Euler step.
+PredictionCallback = Callable[[int, float, State, State], None]
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,8 @@ class GuidanceOptions:
         scale: v = scale v_cond - (scale - 1) v_uncond; at <= 1 the unconditional pass is skipped.
         rescale: phi in [0, 1]; blends the guided x_0 with one rescaled to the conditional std.
         interval: (lo, hi); guidance is used only at steps whose t lies in [lo, hi].
-        rescale_std: "unbiased" (torch default) or "population" std over each batch item.
+        rescale_std: "unbiased" (torch default) or "population" std over each batch item;
+            population std is sqrt(E[x^2] - E[x]^2) over all of the item's values.
     """
 
     scale: float = 1.0
@@ -79,6 +85,10 @@ class FlowEulerScheduler:
         """One Euler step from t to t_next: x - v (t - t_next)."""
         return x - velocity * (t - t_next)
 
+    def predict_x0(self, x_t: torch.Tensor, velocity: torch.Tensor, t: float) -> torch.Tensor:
+        """The clean sample implied by a velocity: (1 - s) x_t - (s + (1 - s) t) v."""
+        return (1 - self.sigma_min) * x_t - (self.sigma_min + (1 - self.sigma_min) * t) * velocity
+
     def guide(
         self,
         v_cond: torch.Tensor,
@@ -87,8 +97,12 @@ class FlowEulerScheduler:
         *,
         guidance: GuidanceOptions,
         t: float,
+        groups: Sequence[slice] | None = None,
     ) -> torch.Tensor:
-        """Blend two velocities with CFG (and CFG rescale when ``guidance.rescale > 0``)."""
+        """Blend two velocities with CFG (and CFG rescale when ``guidance.rescale > 0``).
+
+        ``groups``: row ranges of packed batch items (the std is then taken per item).
+        """
         scale = guidance.scale
         v = scale * v_cond - (scale - 1) * v_uncond
         if guidance.rescale <= 0:
@@ -96,11 +110,8 @@ class FlowEulerScheduler:
         sigma = self.sigma_min + (1 - self.sigma_min) * t
         x0_cond = (1 - self.sigma_min) * x_t - sigma * v_cond
         x0_cfg = (1 - self.sigma_min) * x_t - sigma * v
-        dims = tuple(range(1, x_t.dim()))
         unbiased = guidance.rescale_std == "unbiased"
-        ratio = x0_cond.std(dim=dims, keepdim=True, unbiased=unbiased) / x0_cfg.std(
-            dim=dims, keepdim=True, unbiased=unbiased
-        )
+        ratio = _item_std(x0_cond, unbiased, groups) / _item_std(x0_cfg, unbiased, groups)
         x0 = guidance.rescale * x0_cfg * ratio + (1 - guidance.rescale) * x0_cfg
         return ((1 - self.sigma_min) * x_t - x0) / sigma
 
@@ -113,6 +124,8 @@ class FlowEulerScheduler:
         shift: float = 1.0,
         guidance: GuidanceOptions | None = None,
         callback: StepCallback | None = None,
+        groups: Sequence[slice] | None = None,
+        prediction_callback: PredictionCallback | None = None,
     ) -> State:
         """Integrate from t = 1 (``noise``) to t = 0.
 
@@ -123,6 +136,8 @@ class FlowEulerScheduler:
             shift: timestep shift (1 = linear schedule).
             guidance: CFG settings (default: no guidance).
             callback: called after each step, e.g. to report progress or cancel by raising.
+            groups: row ranges of the batch items when the state packs variable-length items.
+            prediction_callback: called before each Euler step with the guided velocity.
 
         Returns:
             The state at t = 0, with the structure of ``noise``.
@@ -130,7 +145,7 @@ class FlowEulerScheduler:
         guidance = guidance or GuidanceOptions()
         schedule = self.timesteps(steps, shift)
         state = noise
-        batch = _first(noise).shape[0]
+        batch = len(groups) if groups is not None else _first(noise).shape[0]
         device = _first(noise).device
         for index in range(steps):
             t, t_next = schedule[index], schedule[index + 1]
@@ -139,15 +154,37 @@ class FlowEulerScheduler:
             if guidance.active(t):
                 unconditional = velocity_fn(state, t_model, "uncond")
                 velocity = _zip_map(
-                    partial(self.guide, guidance=guidance, t=float(t)),
+                    partial(self.guide, guidance=guidance, t=float(t), groups=groups),
                     velocity,
                     unconditional,
                     state,
                 )
+            if prediction_callback is not None:
+                prediction_callback(index, float(t), state, velocity)
             state = _zip_map(partial(self.step, t=t, t_next=t_next), state, velocity)
             if callback is not None:
                 callback(index + 1, steps, state)
         return state
+
+
+def _item_std(x: torch.Tensor, unbiased: bool, groups: Sequence[slice] | None) -> torch.Tensor:
+    """Std over everything but the batch axis, per batch item, broadcastable against x."""
+    if groups is None:
+        if unbiased:
+            return x.std(dim=tuple(range(1, x.dim())), keepdim=True)
+        flat = x.flatten(1)
+        mean_square = flat.square().mean(dim=1) - flat.mean(dim=1).square()
+        return mean_square.sqrt().reshape(-1, *([1] * (x.dim() - 1)))
+    stds = []
+    for rows in groups:
+        item = x[rows]
+        if unbiased:
+            stds.append(item.std())
+        else:
+            stds.append((item.square().mean() - item.mean().square()).sqrt())
+    lengths = torch.tensor([rows.stop - rows.start for rows in groups], device=x.device)
+    per_row = torch.repeat_interleave(torch.stack(stds), lengths)
+    return per_row.reshape(-1, *([1] * (x.dim() - 1)))
 
 
 def _first(state: State) -> torch.Tensor:
