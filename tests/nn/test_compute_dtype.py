@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from genesis3d.nn.compute_dtype import Conv2d, Linear, cpu_computes_natively, matmul
+from genesis3d.nn.compute_dtype import Conv2d, Conv3d, Linear, cpu_computes_natively, matmul
 
 SETTINGS = [
     {"kernel_size": 3, "padding": 1},
@@ -92,3 +92,17 @@ def test_matmul_matches_torch_matmul(dtype: torch.dtype) -> None:
     step = torch.finfo(dtype).eps * exact.abs().clamp_min(1.0)
     assert ((got.float() - exact).abs() <= step).all()
     assert ((got.float() - torch.matmul(left, right).float()).abs() <= 2 * step).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_conv3d_matches_plain_convolution(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    plain = nn.Conv3d(3, 5, 3, padding=1).to(dtype)
+    ours = Conv3d(3, 5, 3, padding=1).to(dtype)
+    ours.load_state_dict(plain.state_dict(), strict=True)
+    x = torch.randn(1, 3, 6, 5, 4, generator=torch.Generator().manual_seed(1)).to(dtype)
+    got = ours(x)
+    assert got.dtype == dtype
+    exact = plain.float()(x.float())
+    step = torch.finfo(dtype).eps * exact.abs().clamp_min(1.0)
+    assert ((got.float() - exact).abs() <= step).all()

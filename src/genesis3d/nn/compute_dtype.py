@@ -10,7 +10,7 @@ speed. The float32 kernels accumulate in float32 as the native half kernels do, 
 changes speed, not results beyond the last rounding step (tests compare against the plain
 operations). Everywhere else (CUDA, MPS, float32, CPUs with native support) they are the
 plain PyTorch operations, unchanged. Parameter names and shapes are those of ``nn.Linear``
-and ``nn.Conv2d``.
+``nn.Conv2d`` and ``nn.Conv3d``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Conv2d", "Linear", "computes_in_float32", "cpu_computes_natively", "matmul"]
+__all__ = ["Conv2d", "Conv3d", "Linear", "computes_in_float32", "cpu_computes_natively", "matmul"]
 
 _HALF_DTYPES = (torch.bfloat16, torch.float16)
 
@@ -73,6 +73,18 @@ class Linear(nn.Linear):
 
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` that computes half-precision CPU convolutions in float32 where faster."""
+
+    def _conv_forward(
+        self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        if not computes_in_float32(input):
+            return super()._conv_forward(input, weight, bias)
+        output = super()._conv_forward(input.float(), weight.float(), _float(bias))
+        return output.to(input.dtype)
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that computes half-precision CPU convolutions in float32 where faster."""
 
     def _conv_forward(
         self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None

@@ -19,6 +19,7 @@ from torch import nn
 
 from genesis3d.models.trellis2.blocks import ModulatedCrossBlock
 from genesis3d.models.trellis2.config import FlowConfig
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.embeddings import TimestepEmbedder
 from genesis3d.nn.norms import layer_norm_fp32
 from genesis3d.nn.rope import grid_rotary_angles
@@ -34,8 +35,8 @@ class _FlowTransformer(nn.Module):
         self.config = config
         channels = config.model_channels
         self.t_embedder = TimestepEmbedder(channels)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(channels, 6 * channels))
-        self.input_layer = nn.Linear(config.in_channels, channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), Linear(channels, 6 * channels))
+        self.input_layer = Linear(config.in_channels, channels)
         self.blocks = nn.ModuleList(
             ModulatedCrossBlock(
                 channels,
@@ -47,7 +48,7 @@ class _FlowTransformer(nn.Module):
             )
             for _ in range(config.num_blocks)
         )
-        self.out_layer = nn.Linear(channels, config.out_channels)
+        self.out_layer = Linear(channels, config.out_channels)
 
     def rotary(self, positions: torch.Tensor) -> torch.Tensor:
         """(T, 3) voxel positions -> (T, head_dim / 2) float32 angles."""

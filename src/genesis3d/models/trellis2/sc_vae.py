@@ -25,6 +25,7 @@ from genesis3d.models.trellis2.config import (
     SparseUnetEncoderConfig,
 )
 from genesis3d.models.trellis2.dual_grid import flexible_dual_grid_to_mesh
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.norms import LayerNorm32
 from genesis3d.nn.sparse.conv import SparseConv3d
 from genesis3d.nn.sparse.spatial import spatial_to_channel, split_channels, subdivide
@@ -39,9 +40,7 @@ class SparseConvNeXtBlock3d(nn.Module):
         self.norm = LayerNorm32(channels, eps=1e-6)
         self.conv = SparseConv3d(channels, channels)
         hidden = int(channels * mlp_ratio)
-        self.mlp = nn.Sequential(
-            nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels)
-        )
+        self.mlp = nn.Sequential(Linear(channels, hidden), nn.SiLU(), Linear(hidden, channels))
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         h = self.mlp(self.norm(self.conv(x).feats))
@@ -65,7 +64,7 @@ class SparseResBlockC2S3d(nn.Module):
         self.conv1 = SparseConv3d(in_channels, out_channels * 8)
         self.conv2 = SparseConv3d(out_channels, out_channels)
         if pred_subdiv:
-            self.to_subdiv = nn.Linear(in_channels, 8)
+            self.to_subdiv = Linear(in_channels, 8)
 
     def forward(
         self, x: SparseTensor, subdiv: torch.Tensor | None = None
@@ -124,8 +123,8 @@ class SparseUnetVaeDecoder(nn.Module):
         super().__init__()
         self.config = config
         widths = config.model_channels
-        self.from_latent = nn.Linear(config.latent_channels, widths[0])
-        self.output_layer = nn.Linear(widths[-1], config.out_channels)
+        self.from_latent = Linear(config.latent_channels, widths[0])
+        self.output_layer = Linear(widths[-1], config.out_channels)
         self.blocks = nn.ModuleList()
         for stage, width in enumerate(widths):
             stage_blocks: list[nn.Module] = [
@@ -240,8 +239,8 @@ class SparseUnetVaeEncoder(nn.Module):
         super().__init__()
         self.config = config
         widths = config.model_channels
-        self.input_layer = nn.Linear(config.in_channels, widths[0])
-        self.to_latent = nn.Linear(widths[-1], 2 * config.latent_channels)
+        self.input_layer = Linear(config.in_channels, widths[0])
+        self.to_latent = Linear(widths[-1], 2 * config.latent_channels)
         self.blocks = nn.ModuleList()
         for stage, width in enumerate(widths):
             stage_blocks: list[nn.Module] = [

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genesis3d.models.trellis2.config import StructureDecoderConfig
+from genesis3d.nn.compute_dtype import Conv3d
 from genesis3d.nn.norms import layer_norm_fp32
 
 
@@ -24,7 +25,7 @@ class ChannelLayerNorm32(nn.LayerNorm):
 
 
 def _conv(in_channels: int, out_channels: int) -> nn.Conv3d:
-    return nn.Conv3d(in_channels, out_channels, 3, padding=1)
+    return Conv3d(in_channels, out_channels, 3, padding=1)
 
 
 class ResBlock3d(nn.Module):

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genesis3d.nn.compute_dtype import matmul
 from genesis3d.nn.sparse.tensor import SparseTensor
 
 #: Default bound of the rows of one gathered matmul (large fp32 GEMMs above 2^19 rows have
@@ -117,7 +118,7 @@ def submanifold_conv3d(
     out = torch.empty(feats.shape[0], out_channels, dtype=torch.float32, device=feats.device)
     for start in range(0, feats.shape[0], chunk_rows):
         rows = slice(start, start + chunk_rows)
-        out[rows] = (feats[rows] @ matrices[:, centre, :].t()).float()
+        out[rows] = matmul(feats[rows], matrices[:, centre, :].t()).float()
     for v, (out_rows, in_rows) in enumerate(pairs):
         if v == centre:
             continue
@@ -125,7 +126,7 @@ def submanifold_conv3d(
         for start in range(0, out_rows.shape[0], chunk_rows):
             rows_out = out_rows[start : start + chunk_rows]
             rows_in = in_rows[start : start + chunk_rows]
-            out.index_put_((rows_out,), (feats[rows_in] @ matrix).float(), accumulate=True)
+            out.index_put_((rows_out,), matmul(feats[rows_in], matrix).float(), accumulate=True)
     if bias is not None:
         out += bias.float()
     return out.to(feats.dtype)
