@@ -82,3 +82,14 @@ def test_repo_angles_follow_learned_frequencies():
     doubled = repo(hidden)
     torch.testing.assert_close(doubled[..., :5], 2 * angles[..., :5])
     torch.testing.assert_close(doubled[..., 5:], angles[..., 5:])
+
+
+def test_timestep_embedding_sin_first_swaps_the_halves():
+    import torch
+
+    from genesis3d.nn.embeddings import timestep_embedding
+
+    t = torch.tensor([1000.0, 3.0])
+    cos_sin = timestep_embedding(t, 8)
+    sin_cos = timestep_embedding(t, 8, sin_first=True)
+    assert torch.equal(sin_cos, torch.cat([cos_sin[:, 4:], cos_sin[:, :4]], dim=1))

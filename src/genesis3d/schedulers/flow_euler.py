@@ -113,6 +113,7 @@ class FlowEulerScheduler:
         shift: float = 1.0,
         guidance: GuidanceOptions | None = None,
         callback: StepCallback | None = None,
+        schedule: np.ndarray | None = None,
     ) -> State:
         """Integrate from t = 1 (``noise``) to t = 0.
 
@@ -123,12 +124,20 @@ class FlowEulerScheduler:
             shift: timestep shift (1 = linear schedule).
             guidance: CFG settings (default: no guidance).
             callback: called after each step, e.g. to report progress or cancel by raising.
+            schedule: an explicit t sequence (steps + 1 values from 1 down to 0) replacing
+                :meth:`timesteps`, for a model whose own scheduler rounds it differently
+                (TripoSG: float32 sigmas); the arithmetic then runs in its dtype.
 
         Returns:
             The state at t = 0, with the structure of ``noise``.
         """
         guidance = guidance or GuidanceOptions()
-        schedule = self.timesteps(steps, shift)
+        if schedule is None:
+            schedule = self.timesteps(steps, shift)
+        elif schedule.shape != (steps + 1,):
+            raise ConfigError(
+                f"schedule must hold steps + 1 = {steps + 1} values, got shape {schedule.shape}"
+            )
         state = noise
         batch = _first(noise).shape[0]
         device = _first(noise).device

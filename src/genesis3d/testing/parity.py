@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from genesis3d.testing import triposplat_cases
+from genesis3d.testing import triposg_cases, triposplat_cases
 
 Adapter = Callable[["Case"], dict[str, torch.Tensor]]
 KeysCheck = Callable[[Path], list[str]]
@@ -62,8 +62,11 @@ class Result:
     detail: str
 
 
-ADAPTERS: dict[str, Adapter] = dict(triposplat_cases.ADAPTERS)
-KEY_CHECKS: dict[str, KeysCheck] = {"triposplat": triposplat_cases.check_key_inventories}
+ADAPTERS: dict[str, Adapter] = {**triposplat_cases.ADAPTERS, **triposg_cases.ADAPTERS}
+KEY_CHECKS: dict[str, KeysCheck] = {
+    "triposplat": triposplat_cases.check_key_inventories,
+    "triposg": triposg_cases.check_key_inventories,
+}
 
 
 def compare(
