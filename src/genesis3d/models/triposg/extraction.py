@@ -265,10 +265,15 @@ def dense_grid(
     device = torch.device(device)
     points_per_axis = 2**octree_depth
     axis = torch.linspace(-bounds, bounds, points_per_axis, dtype=torch.float16, device=device)
-    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-    values = evaluate(field_fn, points.float(), batch_points).to(torch.float16)
-    grid = values.view(points_per_axis, points_per_axis, points_per_axis)
-    return SampledGrid(grid.float(), (-bounds, bounds), points_per_axis - 1, points.shape[0])
+    grid = torch.empty((points_per_axis,) * 3, dtype=torch.float16, device=device)
+    # Slabs of whole x-planes: memory is the grid plus one batch of points.
+    planes = max(1, batch_points // points_per_axis**2)
+    for start in range(0, points_per_axis, planes):
+        xs = axis[start : start + planes]
+        points = torch.stack(torch.meshgrid(xs, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+        values = evaluate(field_fn, points.float(), batch_points).to(torch.float16)
+        grid[start : start + len(xs)] = values.view(len(xs), points_per_axis, points_per_axis)
+    return SampledGrid(grid.float(), (-bounds, bounds), points_per_axis - 1, points_per_axis**3)
 
 
 @dataclass
