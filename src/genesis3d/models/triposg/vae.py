@@ -113,6 +113,17 @@ class SDFField:
     def batch(self) -> int:
         return self.kv_cache.shape[0]
 
+    def bytes_per_point(self) -> int:
+        """Rough activation memory of one query point: attention scores and MLP activations.
+
+        Used to size query batches from a memory budget (about 100 kB per point at release
+        in float32: 8 heads x 2048 scores, the 4096-wide MLP, a few 1024-wide buffers).
+        """
+        block = self.vae.decoder.blocks[-1]
+        width = self.kv_cache.shape[-1]
+        scores = block.attn2.heads * self.kv_cache.shape[1]
+        return self.batch * self.kv_cache.element_size() * (2 * scores + 12 * width)
+
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """f at points (B, M, 3) (any float dtype) -> (B, M, 1) in the model dtype, > 0 inside."""
         config = self.vae.config
