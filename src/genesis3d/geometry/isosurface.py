@@ -17,12 +17,17 @@ import numpy as np
 from genesis3d.errors import ExtractionError
 
 
-def marching_cubes_indices(values: np.ndarray, level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def marching_cubes_indices(
+    values: np.ndarray, level: float = 0.0, *, cells: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Triangulate the ``level`` set of a grid; the inside is where values exceed ``level``.
 
     Args:
         values: (nx, ny, nz) float grid, every value finite, each axis at least 2 points.
         level: the iso-value.
+        cells: optional (nx, ny, nz) bool: triangulate only the cubes whose lowest corner is
+            True (scikit-image's ``mask``). A surface crossing a skipped cube is lost, so it
+            must cover every cube the surface passes through; it saves the scan of the rest.
 
     Returns:
         (vertices (v, 3) float32 in grid-index units, faces (f, 3) int32) in scikit-image's
@@ -55,8 +60,10 @@ def marching_cubes_indices(values: np.ndarray, level: float = 0.0) -> tuple[np.n
             f"the field has no surface at level {level}: it is {state}, values in "
             f"[{low:.4g}, {high:.4g}]; try another seed or picture"
         )
+    if cells is not None and cells.shape != grid.shape:
+        raise ExtractionError(f"cells has shape {cells.shape}, the grid {grid.shape}")
     vertices, faces, _, _ = marching_cubes(
-        grid.astype(np.float32, copy=False), level, method="lewiner"
+        grid.astype(np.float32, copy=False), level, method="lewiner", mask=cells
     )
     return vertices.astype(np.float32), faces.astype(np.int32)
 

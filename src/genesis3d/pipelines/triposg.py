@@ -354,11 +354,11 @@ class TripoSGPipeline(Pipeline):
                     generator=generator,
                     device=device,
                     dtype=torch.float32,
-                ).to(dtype)
+                )
                 latents = sample_latents(
                     transformer,
                     noise,
-                    tokens.to(dtype),
+                    tokens,
                     steps=settings.steps,
                     guidance_scale=settings.guidance_scale,
                     shift=self.store.scheduler.shift,
@@ -370,7 +370,7 @@ class TripoSGPipeline(Pipeline):
         with _timed(timings, "extract"), torch.inference_mode():
             stage = StageReporter(progress, "extract").start()
             with self.store.use("vae") as vae:
-                field = vae.field(latents)
+                field = vae.field(latents.to(dtype))
                 batch = max(1024, QUERY_BUDGET_BYTES // field.bytes_per_point())
                 vertices, faces = extract_mesh(
                     lambda points: field(points[None])[0, :, 0],

@@ -110,3 +110,15 @@ def test_options_are_validated():
         ExtractionOptions(method="marching")
     with pytest.raises(ConfigError, match="octree_depth"):
         ExtractionOptions(octree_depth=12)
+
+
+def test_flash_triangulates_only_near_evaluated_points_and_loses_nothing():
+    from genesis3d.geometry.isosurface import marching_cubes_indices
+
+    sampled = flash_grid(sphere, octree_depth=7, batch_points=100_000)
+    values = sampled.values.numpy()
+    assert sampled.surface_cells.float().mean() < 0.2
+    whole = marching_cubes_indices(values)
+    masked = marching_cubes_indices(values, cells=sampled.surface_cells.numpy())
+    assert len(masked[0]) == len(whole[0]) and len(masked[1]) == len(whole[1])
+    np.testing.assert_array_equal(np.sort(masked[0], axis=0), np.sort(whole[0], axis=0))

@@ -178,6 +178,8 @@ class SampledGrid:
             of 2^depth cells instead, see :func:`hierarchical_grid`).
         evaluated_points: how many field evaluations the grid cost.
         levels: per-level record (flash; level 0 first) when asked for.
+        surface_cells: (n, n, n) bool, a superset of the cubes (by lowest corner) the surface
+            can cross, or None for all: marching cubes skips the others.
     """
 
     values: torch.Tensor
@@ -185,6 +187,7 @@ class SampledGrid:
     cells: int
     evaluated_points: int
     levels: list[FlashLevel] = field(default_factory=list)
+    surface_cells: torch.Tensor | None = None
 
 
 def flash_grid(
@@ -246,7 +249,11 @@ def flash_grid(
             levels.append(FlashLevel(cells, indices, values))
         if progress is not None:
             progress(number + 1, len(ladder))
-    return SampledGrid(grid, (low, high), ladder[-1], count, levels)
+    # The surface runs through evaluated points only (skipped ones keep the coarse sign), so
+    # a cube it crosses has an evaluated corner: the evaluated set grown by one holds its
+    # lowest corner.
+    surface = _dilate(evaluated, 1) if len(ladder) > 1 else None
+    return SampledGrid(grid, (low, high), ladder[-1], count, levels, surface)
 
 
 def dense_grid(
@@ -431,9 +438,10 @@ def extract_mesh(
         field_fn, options, batch_points=batch_points, device=device, progress=progress
     )
     values = grid.values.cpu().numpy()
+    surface = None if grid.surface_cells is None else grid.surface_cells.cpu().numpy()
     (low, high), cells = grid.bounds, grid.cells
-    del grid  # the torch grid; marching cubes needs only the array
-    vertices, faces = marching_cubes_indices(values, 0.0)
+    del grid  # the torch grid; marching cubes needs only the arrays
+    vertices, faces = marching_cubes_indices(values, 0.0, cells=surface)
     divisor = 2**options.octree_depth if options.official_scale else cells
     world = index_to_world(vertices, (cells + 1,) * 3, (low,) * 3, (high,) * 3, divisor=divisor)
     # The field is larger inside: reverse scikit-image's winding for outward normals.

@@ -57,7 +57,8 @@ def sample_latents(
 
     Args:
         model: the flow transformer.
-        noise: (B, N, C) initial latents x_T ~ N(0, I).
+        noise: (B, N, C) initial latents x_T ~ N(0, I); float32 keeps the Euler updates in
+            float32 whatever the model's dtype.
         condition: (B, S, cross_attention_dim) DINOv2 tokens of the picture.
         steps: Euler steps (released default 50).
         guidance_scale: CFG strength (released default 7); <= 1 skips the unconditional pass.
@@ -68,14 +69,17 @@ def sample_latents(
     Returns:
         (B, N, C) latents at sigma = 0, in the dtype of ``noise``.
     """
+    dtype = model.proj_in.weight.dtype
+    condition = condition.to(dtype)
     unconditional = torch.zeros_like(condition)
 
     def velocity(state: torch.Tensor, t_model: torch.Tensor, branch: str) -> torch.Tensor:
         context = condition if branch == "cond" else unconditional
-        output = model(state, t_model.to(state.device), context.to(state.dtype))
+        output = model(state.to(dtype), t_model.to(state.device), context)
         if on_model_output is not None:
             on_model_output(branch, output)
-        return -output
+        # The update runs in the state's dtype (float32 for a float32 state, as upstream).
+        return -output.to(state.dtype)
 
     schedule = rectified_flow_sigmas(steps, shift)
     result = FlowEulerScheduler(sigma_min=0.0, time_scale=1000.0).sample(
