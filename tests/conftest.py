@@ -55,3 +55,11 @@ def tiny_triposplat(tmp_path_factory) -> Path:
     from tests.support.triposplat import write_tiny_triposplat
 
     return write_tiny_triposplat(tmp_path_factory.mktemp("triposplat") / "ckpts")
+
+
+@pytest.fixture(scope="session")
+def tiny_triposg(tmp_path_factory) -> Path:
+    """A tiny TripoSG folder in the official diffusers layout (seeded random weights)."""
+    from tests.support.triposg import write_tiny_triposg
+
+    return write_tiny_triposg(tmp_path_factory.mktemp("triposg") / "TripoSG")

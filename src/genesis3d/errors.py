@@ -58,6 +58,12 @@ class FormatError(GenesisError, ValueError):
     exit_code = 7
 
 
+class ExtractionError(GenesisError):
+    """A generated field has no surface to extract (empty, completely full, or not finite)."""
+
+    exit_code = 8
+
+
 class UnknownModelError(ConfigError):
     """A model family name is not in the registry."""
 

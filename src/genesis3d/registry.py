@@ -120,7 +120,17 @@ FAMILIES: dict[str, ModelFamily] = {
             hub_id="VAST-AI/TripoSG",
             license="MIT",
             extras=(),
-            weight_files=("model_index.json",),
+            weight_files=(
+                "model_index.json",
+                "transformer/config.json",
+                "transformer/diffusion_pytorch_model.safetensors",
+                "vae/config.json",
+                "vae/diffusion_pytorch_model.safetensors",
+                "scheduler/scheduler_config.json",
+                "image_encoder_dinov2/config.json",
+                "image_encoder_dinov2/model.safetensors",
+                "feature_extractor_dinov2/preprocessor_config.json",
+            ),
             description="Image to detailed untextured mesh.",
         ),
     )

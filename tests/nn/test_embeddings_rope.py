@@ -111,3 +111,14 @@ def test_attention_rotary_rotates_after_the_rms_norm():
     scores = torch.einsum("blhd,bmhd->bhlm", query, key) / 2.0
     out = torch.einsum("bhlm,bmhd->blhd", scores.softmax(-1), value).reshape(1, 5, 8)
     torch.testing.assert_close(attn(x, rotary=angles), attn.to_out(out), atol=1e-6, rtol=1e-5)
+
+
+def test_timestep_embedding_sin_first_swaps_the_halves():
+    import torch
+
+    from genesis3d.nn.embeddings import timestep_embedding
+
+    t = torch.tensor([1000.0, 3.0])
+    cos_sin = timestep_embedding(t, 8)
+    sin_cos = timestep_embedding(t, 8, sin_first=True)
+    assert torch.equal(sin_cos, torch.cat([cos_sin[:, 4:], cos_sin[:, :4]], dim=1))

@@ -92,3 +92,20 @@ def test_packed_items_take_their_rescale_std_and_time_per_item():
 
     scheduler.sample(velocity, x_t, steps=2, guidance=guidance, groups=groups)
     assert seen and all(shape == (2,) for shape in seen)
+
+
+def test_explicit_schedule_sets_the_model_times_and_steps():
+    schedule = np.float32([1.0, 0.75, 0.5, 0.0])
+    seen = []
+
+    def velocity(x, t, branch):
+        seen.append(t.clone())
+        return torch.ones_like(x)
+
+    out = FlowEulerScheduler(sigma_min=0.0).sample(
+        velocity, torch.zeros(1, 2), steps=3, schedule=schedule
+    )
+    assert [float(t[0]) for t in seen] == [1000.0, 750.0, 500.0]
+    torch.testing.assert_close(out, torch.full((1, 2), -1.0))
+    with pytest.raises(ConfigError, match="steps \\+ 1 = 3"):
+        FlowEulerScheduler().sample(velocity, torch.zeros(1, 2), steps=2, schedule=schedule)

@@ -189,10 +189,24 @@ def generate(
         ),
     ] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Sampler steps of a neural model (triposplat: 20).")
+        int | None,
+        typer.Option(help="Sampler steps of a neural model (triposplat: 20, triposg: 50)."),
     ] = None,
     cfg: Annotated[
-        float | None, typer.Option(help="Classifier-free guidance strength (triposplat: 3.0).")
+        float | None,
+        typer.Option(help="Classifier-free guidance strength (triposplat: 3.0, triposg: 7.0)."),
+    ] = None,
+    octree_resolution: Annotated[
+        int | None,
+        typer.Option(
+            help="triposg: cells per axis of the final extraction grid, 32..1024, a power of two (default 512)."
+        ),
+    ] = None,
+    faces: Annotated[
+        int | None,
+        typer.Option(
+            help="triposg: decimate the mesh to at most this many faces (default: keep all)."
+        ),
     ] = None,
     offload: Annotated[
         str,
@@ -210,7 +224,13 @@ def generate(
 
     wanted = parse_formats(formats)
     extra = parse_params(params)
-    for key, value in (("gaussians", gaussians), ("steps", steps), ("guidance_scale", cfg)):
+    for key, value in (
+        ("gaussians", gaussians),
+        ("steps", steps),
+        ("guidance_scale", cfg),
+        ("octree_resolution", octree_resolution),
+        ("faces", faces),
+    ):
         if value is not None:
             extra[key] = value
     family = get_family(model) if model is not None else FAMILIES[default_family_name(weights)]

@@ -14,12 +14,15 @@ from torch import nn
 from genesis3d.nn.compute_dtype import Linear
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+def timestep_embedding(
+    t: torch.Tensor, dim: int, max_period: float = 10000.0, *, sin_first: bool = False
+) -> torch.Tensor:
     """[cos(t f_i), sin(t f_i)] with f_i = exp(-ln(max_period) i / (dim/2)), in float32.
 
     Args:
         t: (B,) timesteps (any real dtype; cast to float32).
         dim: even embedding width.
+        sin_first: give [sin, cos] instead (diffusers' ``Timesteps`` without flip).
 
     Returns:
         (B, dim) float32.
@@ -29,6 +32,8 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
         -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
     )
     args = t.float()[:, None] * freqs[None]
+    if sin_first:
+        return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 

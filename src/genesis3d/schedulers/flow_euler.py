@@ -126,6 +126,7 @@ class FlowEulerScheduler:
         callback: StepCallback | None = None,
         groups: Sequence[slice] | None = None,
         prediction_callback: PredictionCallback | None = None,
+        schedule: np.ndarray | None = None,
     ) -> State:
         """Integrate from t = 1 (``noise``) to t = 0.
 
@@ -138,12 +139,20 @@ class FlowEulerScheduler:
             callback: called after each step, e.g. to report progress or cancel by raising.
             groups: row ranges of the batch items when the state packs variable-length items.
             prediction_callback: called before each Euler step with the guided velocity.
+            schedule: an explicit t sequence (steps + 1 values from 1 down to 0) replacing
+                :meth:`timesteps`, for a model whose own scheduler rounds it differently
+                (TripoSG: float32 sigmas); the arithmetic then runs in its dtype.
 
         Returns:
             The state at t = 0, with the structure of ``noise``.
         """
         guidance = guidance or GuidanceOptions()
-        schedule = self.timesteps(steps, shift)
+        if schedule is None:
+            schedule = self.timesteps(steps, shift)
+        elif schedule.shape != (steps + 1,):
+            raise ConfigError(
+                f"schedule must hold steps + 1 = {steps + 1} values, got shape {schedule.shape}"
+            )
         state = noise
         batch = len(groups) if groups is not None else _first(noise).shape[0]
         device = _first(noise).device

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from genesis3d.testing import trellis2_cases, triposplat_cases
+from genesis3d.testing import trellis2_cases, triposg_cases, triposplat_cases
 
 Adapter = Callable[["Case"], dict[str, torch.Tensor]]
 KeysCheck = Callable[[Path], list[str]]
@@ -62,10 +62,15 @@ class Result:
     detail: str
 
 
-ADAPTERS: dict[str, Adapter] = {**triposplat_cases.ADAPTERS, **trellis2_cases.ADAPTERS}
+ADAPTERS: dict[str, Adapter] = {
+    **triposplat_cases.ADAPTERS,
+    **trellis2_cases.ADAPTERS,
+    **triposg_cases.ADAPTERS,
+}
 KEY_CHECKS: dict[str, KeysCheck] = {
     "triposplat": triposplat_cases.check_key_inventories,
     "trellis2": trellis2_cases.check_key_inventories,
+    "triposg": triposg_cases.check_key_inventories,
 }
 
 
