@@ -9,7 +9,6 @@ giving its job back to the queue without counting the attempt.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import time
 from typing import Any
 
 from genesis3d import api
+from genesis3d.devices import release_memory, resolve_device
 from genesis3d.errors import CancelledError, GenesisError
 from genesis3d.progress import ProgressEvent
 from genesis3d.registry import get_family
@@ -203,20 +203,12 @@ class Worker:
                 logger.info("unloading %s to load %s", self._pipeline_model, model)
                 self._pipeline = None
                 self._pipeline_model = None
-                release_memory()
+                release_memory(resolve_device(self.device))
             self._pipeline = api.load_pipeline(
                 model, weights=self.settings.weights.get(model), device=self.device
             )
             self._pipeline_model = model
         return self._pipeline
-
-
-def release_memory() -> None:
-    """Collect garbage and hand cached accelerator memory back to the driver."""
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def main(argv: list[str] | None = None) -> None:

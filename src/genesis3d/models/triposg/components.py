@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from genesis3d.devices import release_memory
 from genesis3d.errors import ConfigError, WeightsError
 from genesis3d.models.triposg.config import (
     RectifiedFlowConfig,
@@ -232,8 +233,6 @@ class ComponentStore:
         try:
             yield module
         finally:
-            from genesis3d.models.triposplat.components import release_memory
-
             module.to("meta")
             del module
             release_memory(self.device)

@@ -24,6 +24,7 @@ from torch import nn
 
 from genesis3d.errors import ConfigError
 from genesis3d.nn.attention import attention
+from genesis3d.nn.compute_dtype import Conv2d, Linear
 
 #: transformers' bookkeeping keys of a ``config.json``; they do not shape the network.
 _BOOKKEEPING = frozenset(
@@ -90,7 +91,7 @@ class Dinov2Config:
 class PatchEmbeddings(nn.Module):
     def __init__(self, config: Dinov2Config) -> None:
         super().__init__()
-        self.projection = nn.Conv2d(
+        self.projection = Conv2d(
             config.num_channels, config.hidden_size, config.patch_size, config.patch_size
         )
 
@@ -133,15 +134,15 @@ class SelfAttentionProjections(nn.Module):
     def __init__(self, config: Dinov2Config) -> None:
         super().__init__()
         width = config.hidden_size
-        self.query = nn.Linear(width, width, bias=config.qkv_bias)
-        self.key = nn.Linear(width, width, bias=config.qkv_bias)
-        self.value = nn.Linear(width, width, bias=config.qkv_bias)
+        self.query = Linear(width, width, bias=config.qkv_bias)
+        self.key = Linear(width, width, bias=config.qkv_bias)
+        self.value = Linear(width, width, bias=config.qkv_bias)
 
 
 class AttentionOutput(nn.Module):
     def __init__(self, config: Dinov2Config) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
 
 
 class Attention(nn.Module):
@@ -174,8 +175,8 @@ class LayerScale(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: Dinov2Config) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.mlp_hidden)
-        self.fc2 = nn.Linear(config.mlp_hidden, config.hidden_size)
+        self.fc1 = Linear(config.hidden_size, config.mlp_hidden)
+        self.fc2 = Linear(config.mlp_hidden, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))

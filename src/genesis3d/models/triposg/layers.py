@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from genesis3d.nn.attention import attention
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.norms import LayerNorm32
 
 
@@ -66,14 +67,14 @@ class TripoSGAttention(nn.Module):
         if norm_cross:
             self.norm_cross = nn.LayerNorm(kv_dim)
         self.has_norm_cross = norm_cross
-        self.to_q = nn.Linear(dim, dim, bias=False)
-        self.to_k = nn.Linear(kv_dim, dim, bias=False)
-        self.to_v = nn.Linear(kv_dim, dim, bias=False)
+        self.to_q = Linear(dim, dim, bias=False)
+        self.to_k = Linear(kv_dim, dim, bias=False)
+        self.to_v = Linear(kv_dim, dim, bias=False)
         if qk_norm:
             self.norm_q = HeadRMSNorm(self.head_dim)
             self.norm_k = HeadRMSNorm(self.head_dim)
         self.qk_norm = qk_norm
-        self.to_out = nn.ModuleList([nn.Linear(dim, dim)])
+        self.to_out = nn.ModuleList([Linear(dim, dim)])
 
     def key_value(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of a cross-attention context, split per head.
@@ -140,7 +141,7 @@ class GELUProjection(nn.Module):
 
     def __init__(self, dim_in: int, dim_out: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out)
+        self.proj = Linear(dim_in, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.gelu(self.proj(x))
@@ -152,7 +153,7 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, inner_dim: int | None = None) -> None:
         super().__init__()
         inner = inner_dim or 4 * dim
-        self.net = nn.ModuleList([GELUProjection(dim, inner), nn.Identity(), nn.Linear(inner, dim)])
+        self.net = nn.ModuleList([GELUProjection(dim, inner), nn.Identity(), Linear(inner, dim)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.net:
@@ -205,7 +206,7 @@ class TripoSGBlock(nn.Module):
         self.has_skip = skip
         if skip:
             self.skip_norm = LayerNorm32(dim, eps)
-            self.skip_linear = nn.Linear(2 * dim, dim)
+            self.skip_linear = Linear(2 * dim, dim)
 
     def forward(
         self,

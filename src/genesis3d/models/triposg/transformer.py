@@ -20,6 +20,7 @@ from torch import nn
 
 from genesis3d.models.triposg.config import TripoSGDiTConfig
 from genesis3d.models.triposg.layers import TripoSGBlock
+from genesis3d.nn.compute_dtype import Linear
 from genesis3d.nn.embeddings import timestep_embedding
 
 
@@ -28,8 +29,8 @@ class TimestepProjection(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
         super().__init__()
-        self.linear_1 = nn.Linear(in_dim, hidden)
-        self.linear_2 = nn.Linear(hidden, out_dim)
+        self.linear_1 = Linear(in_dim, hidden)
+        self.linear_2 = Linear(hidden, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear_2(nn.functional.gelu(self.linear_1(x)))
@@ -43,7 +44,7 @@ class TripoSGDiTModel(nn.Module):
         self.config = config
         width = config.width
         self.time_proj = TimestepProjection(width, 4 * width, width)
-        self.proj_in = nn.Linear(config.in_channels, width)
+        self.proj_in = Linear(config.in_channels, width)
         middle = config.num_layers // 2
         self.blocks = nn.ModuleList(
             [
@@ -58,7 +59,7 @@ class TripoSGDiTModel(nn.Module):
             ]
         )
         self.norm_out = nn.LayerNorm(width)
-        self.proj_out = nn.Linear(width, config.in_channels)
+        self.proj_out = Linear(width, config.in_channels)
 
     def forward(
         self, latents: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor

@@ -25,6 +25,7 @@ from torch import nn
 from genesis3d.errors import InputError
 from genesis3d.models.triposg.config import TripoSGVAEConfig
 from genesis3d.models.triposg.layers import TripoSGBlock
+from genesis3d.nn.compute_dtype import Linear
 
 
 def fourier_embedding(
@@ -51,7 +52,7 @@ class TripoSGEncoder(nn.Module):
 
     def __init__(self, in_channels: int, dim: int, heads: int, layers: int) -> None:
         super().__init__()
-        self.proj_in = nn.Linear(in_channels, dim)
+        self.proj_in = Linear(in_channels, dim)
         self.blocks = nn.ModuleList(
             [TripoSGBlock(dim, heads, self_attention=False, context_dim=dim, norm_cross=True)]
             + [TripoSGBlock(dim, heads) for _ in range(layers)]
@@ -77,9 +78,9 @@ class TripoSGDecoder(nn.Module):
             [TripoSGBlock(dim, heads) for _ in range(layers)]
             + [TripoSGBlock(dim, heads, self_attention=False, context_dim=dim, norm_cross=True)]
         )
-        self.proj_query = nn.Linear(in_channels, dim)
+        self.proj_query = Linear(in_channels, dim)
         self.norm_out = nn.LayerNorm(dim)
-        self.proj_out = nn.Linear(dim, 1)
+        self.proj_out = Linear(dim, 1)
 
     def trunk(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, dim) after post_quant -> (B, T, dim), the upstream ``kv_cache``."""
@@ -146,8 +147,8 @@ class TripoSGVAEModel(nn.Module):
             embed + config.in_channels, config.width_encoder, heads, config.num_layers_encoder
         )
         self.decoder = TripoSGDecoder(embed, config.width_decoder, heads, config.num_layers_decoder)
-        self.quant = nn.Linear(config.width_encoder, 2 * config.latent_channels)
-        self.post_quant = nn.Linear(config.latent_channels, config.width_decoder)
+        self.quant = Linear(config.width_encoder, 2 * config.latent_channels)
+        self.post_quant = Linear(config.latent_channels, config.width_decoder)
 
     # ------------------------------------------------------------------ decoding
 

@@ -10,7 +10,6 @@ never used: it desaturates colour).
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genesis3d.devices import release_memory
 from genesis3d.errors import ConfigError, WeightsError
 from genesis3d.models.triposplat.checkpoint import (
     flow_model_config,
@@ -171,39 +171,6 @@ def verify_component(root: Path, name: str) -> list[str]:
                 f"{component.file}: {key} is stored as {info.dtype}; expected a 16- or 32-bit float"
             )
     return problems
-
-
-def release_memory(device: torch.device) -> None:
-    """Give the memory of freed components back: to the CUDA cache's owner, or to the system.
-
-    On the CPU, glibc keeps freed blocks below its (adaptive, up to 32 MB) mmap threshold in
-    its heap, so a freed 3 GB model would stay in the process' resident memory and add to
-    the next stage's peak; ``malloc_trim`` returns those pages. Elsewhere it is a no-op.
-    """
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "mps":
-        torch.mps.empty_cache()
-    else:
-        _malloc_trim()
-
-
-def _malloc_trim() -> None:
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
-        logger.debug("malloc_trim is not available; freed host memory stays with the process")
-        return
-    trim(0)
 
 
 class ComponentStore:
