@@ -17,7 +17,19 @@ from tests.geometry.test_bake import smooth_field
 def test_lods_are_healthy_textured_and_pass_the_validator(tmp_path, gltf_validator):
     positions, faces = torus(128, 64)
     options = ExportOptions(face_budgets=(3000, 800), texture_size=256, size=2.0, pivot="bottom")
-    meshes = postprocess_lods(positions, faces, FieldAttributes(smooth_field, 6), options)
+    events = []
+    meshes = postprocess_lods(
+        positions, faces, FieldAttributes(smooth_field, 6), options, progress=events.append
+    )
+    assert [event.stage for event in events] == [
+        "clean",
+        "decimate",
+        "uv",
+        "bake",
+        "uv",
+        "bake",
+        "done",
+    ]
     assert len(meshes) == 2
     for mesh, budget in zip(meshes, options.face_budgets, strict=True):
         assert mesh.n_faces <= budget

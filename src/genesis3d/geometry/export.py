@@ -25,6 +25,7 @@ from genesis3d.geometry.decimate import decimate_lods
 from genesis3d.geometry.mesh_ops import vertex_normals
 from genesis3d.geometry.placement import PIVOTS, Pivot, place_mesh
 from genesis3d.geometry.uv import check_texture_size, unwrap_uv
+from genesis3d.progress import ProgressCallback, ProgressEvent, no_progress
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +86,16 @@ def _level(
     attributes: AttributeSource,
     options: ExportOptions,
     timings: dict[str, float],
+    progress: ProgressCallback,
 ) -> MeshAsset:
     """Unwrap, bake and assemble one level of detail."""
+    progress(ProgressEvent("uv", 0, 1, f"{len(faces)} faces"))
     start = time.perf_counter()
     unwrap = unwrap_uv(positions, faces, options.texture_size)
     timings["uv"] = time.perf_counter() - start
     points = positions[unwrap.source_vertex]
     normals = vertex_normals(positions, faces)[unwrap.source_vertex]
+    progress(ProgressEvent("bake", 0, 1, f"{options.texture_size} px"))
     start = time.perf_counter()
     baked = bake_textures(
         points,
@@ -131,6 +135,8 @@ def postprocess_lods(
     faces: np.ndarray,
     attributes: AttributeSource,
     options: ExportOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> list[MeshAsset]:
     """Turn a dense raw surface and its attributes into one textured mesh per face budget.
 
@@ -139,13 +145,18 @@ def postprocess_lods(
         faces: (m, 3) int dense surface faces.
         attributes: colour and material at points of the dense surface.
         options: the :class:`ExportOptions`; default one 100k-face level with 2048 textures.
+        progress: called with a :class:`ProgressEvent` as each stage starts ("clean",
+            "decimate", then "uv" and "bake" per level) and once when all are done
+            ("done").
 
     Returns:
         One :class:`MeshAsset` per ``options.face_budgets``, in that order; each one's
         ``metadata`` holds the clean, UV and bake reports and the stage times.
     """
     options = options or ExportOptions()
+    progress = progress or no_progress
     timings: dict[str, float] = {}
+    progress(ProgressEvent("clean", 0, 1, f"{len(faces)} faces"))
     start = time.perf_counter()
     dense_positions = np.asarray(positions, np.float32)
     dense_faces = np.asarray(faces, np.int64)
@@ -158,6 +169,7 @@ def postprocess_lods(
             cleaned.report,
         )
     timings["clean"] = time.perf_counter() - start
+    progress(ProgressEvent("decimate", 0, 1, f"budgets {list(options.face_budgets)}"))
     start = time.perf_counter()
     levels = decimate_lods(dense_positions, dense_faces, options.face_budgets)
     timings["decimate"] = time.perf_counter() - start
@@ -172,6 +184,7 @@ def postprocess_lods(
             attributes,
             options,
             level_timings,
+            progress,
         )
         mesh.metadata["face_budget"] = int(budget)
         mesh.metadata["stage_seconds"] = level_timings
@@ -179,6 +192,7 @@ def postprocess_lods(
             mesh.metadata["clean"] = clean_report.to_dict()
         logger.info("postprocess: level %d faces, stages %s", mesh.n_faces, level_timings)
         meshes.append(mesh)
+    progress(ProgressEvent("done", 1, 1))
     return meshes
 
 
@@ -187,6 +201,8 @@ def postprocess(
     faces: np.ndarray,
     attributes: AttributeSource,
     options: ExportOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> MeshAsset:
     """:func:`postprocess_lods` for one face budget (the first of ``options.face_budgets``)."""
     options = options or ExportOptions()
@@ -195,4 +211,4 @@ def postprocess(
             f"postprocess makes one mesh, got {len(options.face_budgets)} face budgets; "
             "use postprocess_lods for levels of detail"
         )
-    return postprocess_lods(positions, faces, attributes, options)[0]
+    return postprocess_lods(positions, faces, attributes, options, progress=progress)[0]
