@@ -18,7 +18,7 @@ import numpy as np
 
 from genesis3d.assets import AlphaMode, MeshAsset, PBRMaterial
 from genesis3d.errors import ConfigError
-from genesis3d.geometry.attributes import AttributeSource
+from genesis3d.geometry.attributes import AttributeSource, VertexAttributes
 from genesis3d.geometry.bake import PBRChannels, bake_textures
 from genesis3d.geometry.clean import CleanOptions, clean_mesh
 from genesis3d.geometry.decimate import decimate_lods
@@ -76,6 +76,31 @@ class ExportOptions:
             raise ConfigError(
                 f"size must be a positive length in metres or None, got {self.size!r}"
             )
+
+
+def _follow_clean(
+    attributes: AttributeSource, faces: np.ndarray, source_vertex: np.ndarray
+) -> AttributeSource:
+    """Per-vertex attributes renumbered onto the cleaned mesh (others are unchanged).
+
+    Vertices the hole filling added (``source_vertex`` -1) take the mean of the vertices
+    they share faces with.
+    """
+    if not isinstance(attributes, VertexAttributes):
+        return attributes
+    values = np.asarray(attributes.values, np.float64)[np.maximum(source_vertex, 0)]
+    added = source_vertex < 0
+    if added.any():
+        total = np.zeros_like(values)
+        count = np.zeros(len(values))
+        for corner in range(3):
+            for other in ((corner + 1) % 3, (corner + 2) % 3):
+                np.add.at(
+                    total, faces[:, corner], values[faces[:, other]] * ~added[faces[:, other], None]
+                )
+                np.add.at(count, faces[:, corner], ~added[faces[:, other]])
+        values[added] = total[added] / np.maximum(count[added], 1)[:, None]
+    return VertexAttributes(faces, values.astype(np.float32))
 
 
 def _level(
@@ -168,6 +193,7 @@ def postprocess_lods(
             cleaned.faces,
             cleaned.report,
         )
+        attributes = _follow_clean(attributes, dense_faces, cleaned.source_vertex)
     timings["clean"] = time.perf_counter() - start
     progress(ProgressEvent("decimate", 0, 1, f"budgets {list(options.face_budgets)}"))
     start = time.perf_counter()
