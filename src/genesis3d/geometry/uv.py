@@ -13,8 +13,10 @@ goes into growing and packing many small charts over the whole surface. So
 to the same ``xatlas.Atlas`` as a mesh of its own: charting runs per group (in xatlas's
 worker threads) and packing stays joint, in one atlas. Same mesh, 64 groups: 10 s of CPU,
 73 charts, no overlap, UV area stretch p90/p10 1.03 (1.39 reported for the ungrouped
-unwrap), atlas utilisation 0.67 instead of 0.77. Group borders are chart seams like any
-other; the bake samples a band past every chart edge and fills the gutters.
+unwrap), atlas utilisation 0.67 instead of 0.77. In ``benchmarks/export.py`` (1.2M-face
+raw mesh) the unwrap took 3.5 / 18.8 / 78 s of CPU at 20k / 100k / 500k faces. Group
+borders are chart seams like any other; the bake samples a band past every chart edge and
+fills the gutters.
 """
 
 from __future__ import annotations
