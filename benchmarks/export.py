@@ -43,6 +43,7 @@ upper bounds, CPU seconds the steadier figure); 1,214,144 faces in, 2048 texture
     ours -> 20k      255     60     3.5      43.1     1681  4.52e-4 D  0.23 / 0.48
     peer -> 100k     294    103    95.9         -      959  4.26e-4 D  0.24 / 0.49
     peer -> 20k       45     12     5.6         -      920  4.51e-4 D  0.98 / 28.3
+    ours, 10M torus  647    251    23.6      98.5     4803  (clean 61.8, decimate 65.1 CPU s)
 
 Usage:
     python benchmarks/export.py [--res 456] [--budgets 500000,100000,20000]
