@@ -24,6 +24,7 @@ _LAZY = {
     "run": "genesis3d.api",
     "load_pipeline": "genesis3d.api",
     "export": "genesis3d.api",
+    "export_lods": "genesis3d.api",
     "load": "genesis3d.api",
     "inspect": "genesis3d.api",
     "MeshAsset": "genesis3d.assets",
@@ -43,6 +44,7 @@ __all__ = [
     "SplatAsset",
     "__version__",
     "export",
+    "export_lods",
     "generate",
     "inspect",
     "load",
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from genesis3d.api import export, generate, inspect, load, load_pipeline, run
+    from genesis3d.api import export, export_lods, generate, inspect, load, load_pipeline, run
     from genesis3d.assets import MeshAsset, PBRMaterial, SplatAsset
     from genesis3d.errors import GenesisError
     from genesis3d.progress import ProgressEvent

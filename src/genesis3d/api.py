@@ -1,4 +1,4 @@
-"""The verbs of Genesis: load_pipeline, generate, export, load, inspect.
+"""The verbs of Genesis: load_pipeline, generate, export, export_lods, load, inspect.
 
 These are what the CLI and the server call; they are also the Python API, re-exported
 lazily by :mod:`genesis3d`.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from genesis3d.assets import MeshAsset, SplatAsset
 from genesis3d.errors import ConfigError
@@ -220,6 +222,88 @@ def export(
     if size is not None or pivot != "keep":
         asset = place(asset, size=size, pivot=pivot)  # type: ignore[arg-type]
     return io.save(asset, path, format=format, **options)
+
+
+def lod_paths(path: str | Path, count: int) -> list[Path]:
+    """File of each level: ``path`` itself for one, ``NAME_lod0.EXT``, ``NAME_lod1.EXT``... for more."""
+    path = Path(path)
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}_lod{index}{path.suffix}") for index in range(count)]
+
+
+def export_lods(
+    source: str | Path | MeshAsset,
+    path: str | Path,
+    *,
+    face_budgets: tuple[int, ...] = (100_000,),
+    texture_size: int = 2048,
+    normal_map: bool = True,
+    size: float | None = None,
+    pivot: str = "keep",
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Turn a dense mesh with vertex colours into light textured GLBs, one per face budget.
+
+    Runs :func:`genesis3d.geometry.export.postprocess_lods` (clean, decimate, unwrap, bake)
+    with the mesh's vertex colours as the attribute source, and writes each level.
+
+    Args:
+        source: a mesh file or asset holding vertex colours (the raw model output).
+        path: destination; one budget writes this file, several write ``NAME_lod0.EXT``
+            (the first budget), ``NAME_lod1.EXT``... next to it (see :func:`lod_paths`).
+        face_budgets: one level per budget, e.g. (100_000, 20_000).
+        texture_size: texture side, a power of two in [256, 8192].
+        normal_map: also bake a normal map carrying the dense surface's detail.
+        size: longest side in metres; None keeps the size.
+        pivot: "center", "bottom" or "keep".
+        progress: stage callback (see :func:`postprocess_lods`).
+
+    Returns:
+        The paths written, in the order of ``face_budgets``.
+
+    Raises:
+        ConfigError: the source is not a mesh or has no vertex colours, or a bad option.
+    """
+    from genesis3d import io
+    from genesis3d.geometry.attributes import VertexAttributes
+    from genesis3d.geometry.export import ExportOptions, postprocess_lods
+
+    asset = load(source) if isinstance(source, str | Path) else source
+    if not isinstance(asset, MeshAsset):
+        raise ConfigError(f"export_lods needs a mesh, got {asset.kind}; pass a .glb or .ply mesh")
+    if asset.colors is None:
+        raise ConfigError(
+            "export_lods bakes the mesh's vertex colours, but the mesh has none; "
+            "pass the raw mesh a model wrote (with COLOR_0), or call postprocess_lods with "
+            "another attribute source"
+        )
+    options = ExportOptions(
+        face_budgets=tuple(face_budgets),
+        texture_size=texture_size,
+        normal_map=normal_map,
+        size=size,
+        pivot=pivot,  # type: ignore[arg-type]
+    )
+    # Vertex colours are linear; base colour textures hold sRGB values.
+    linear = np.clip(np.asarray(asset.colors, np.float64), 0.0, 1.0)
+    rgb = np.where(
+        linear[:, :3] <= 0.0031308,
+        12.92 * linear[:, :3],
+        1.055 * np.power(linear[:, :3], 1 / 2.4) - 0.055,
+    )
+    values = np.concatenate([rgb, linear[:, 3:4]], axis=1).astype(np.float32)
+    meshes = postprocess_lods(
+        asset.positions,
+        asset.faces,
+        VertexAttributes(asset.faces, values),
+        options,
+        progress=progress,
+    )
+    written = []
+    for mesh, destination in zip(meshes, lod_paths(path, len(meshes)), strict=True):
+        written.append(io.save(mesh, destination, format="glb"))
+    return written
 
 
 def load(path: str | Path, format: str | None = None) -> MeshAsset | SplatAsset:

@@ -163,3 +163,34 @@ def test_models_lists_availability_and_licence(tmp_path):
 def test_version(tmp_path):
     result = genesis("--version", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("genesis3d ")
+
+
+def test_lods_writes_one_textured_glb_per_budget(tmp_path, gltf_validator):
+    from genesis3d.assets import MeshAsset
+    from genesis3d.io import load, save
+    from genesis3d.testing.shapes import torus
+
+    positions, faces = torus(96, 48)
+    colors = np.ones((len(positions), 4), np.float32)
+    colors[:, 0] = (positions[:, 0] > 0).astype(np.float32)  # red on one half
+    save(
+        MeshAsset(positions=positions, faces=faces.astype(np.int32), colors=colors),
+        tmp_path / "raw.glb",
+    )
+    result = genesis(
+        "lods", "raw.glb", "light.glb", "--faces", "2000,500", "--texture", "256", "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    levels = json.loads(result.stdout)["levels"]
+    assert [Path(level["path"]).name for level in levels] == ["light_lod0.glb", "light_lod1.glb"]
+    for level, budget in zip(levels, (2000, 500), strict=True):
+        assert level["faces"] <= budget
+        gltf_validator(tmp_path / level["path"])
+        mesh = load(tmp_path / level["path"])
+        texture = mesh.material.base_color_texture
+        assert texture.shape[:2] == (256, 256)
+        # Both halves of the colour made it into the texture.
+        assert texture[..., 0].max() == 255 and texture[..., 0].min() == 0
+    refused = genesis("lods", "light_lod0.glb", "again.glb", "--faces", "100", cwd=tmp_path)
+    assert refused.returncode != 0 and "vertex colours" in refused.stderr

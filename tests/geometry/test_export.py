@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genesis3d.errors import ConfigError
-from genesis3d.geometry.attributes import FieldAttributes
+from genesis3d.geometry.attributes import FieldAttributes, VertexAttributes
 from genesis3d.geometry.export import ExportOptions, postprocess, postprocess_lods
 from genesis3d.geometry.measure import mesh_health, uv_raster
 from genesis3d.io import load, save
@@ -17,7 +17,19 @@ from tests.geometry.test_bake import smooth_field
 def test_lods_are_healthy_textured_and_pass_the_validator(tmp_path, gltf_validator):
     positions, faces = torus(128, 64)
     options = ExportOptions(face_budgets=(3000, 800), texture_size=256, size=2.0, pivot="bottom")
-    meshes = postprocess_lods(positions, faces, FieldAttributes(smooth_field, 6), options)
+    events = []
+    meshes = postprocess_lods(
+        positions, faces, FieldAttributes(smooth_field, 6), options, progress=events.append
+    )
+    assert [event.stage for event in events] == [
+        "clean",
+        "decimate",
+        "uv",
+        "bake",
+        "uv",
+        "bake",
+        "done",
+    ]
     assert len(meshes) == 2
     for mesh, budget in zip(meshes, options.face_budgets, strict=True):
         assert mesh.n_faces <= budget
@@ -78,3 +90,21 @@ def test_postprocess_wants_one_budget():
             ExportOptions(face_budgets=(100, 50), texture_size=256),
         )
     assert np.isfinite(positions).all()
+
+
+def test_vertex_attributes_follow_the_clean_stage():
+    # A triangle soup led by degenerate faces: the clean stage welds and renumbers every
+    # vertex and drops faces, so face ids no longer match the source's faces.
+    positions, faces = torus(96, 48)
+    soup = positions[faces].reshape(-1, 3)
+    soup_faces = np.arange(len(soup)).reshape(-1, 3)
+    soup_faces = np.concatenate([soup_faces[:50, [0, 0, 1]], soup_faces])
+    options = ExportOptions(face_budgets=(1500,), texture_size=256, normal_map=False)
+    from_vertices = postprocess(
+        soup, soup_faces, VertexAttributes(soup_faces, smooth_field(soup)), options
+    )
+    from_field = postprocess(positions, faces, FieldAttributes(smooth_field, 6), options)
+    assert from_vertices.n_faces == from_field.n_faces
+    sampled = from_vertices.material.base_color_texture.astype(float)
+    expected = from_field.material.base_color_texture.astype(float)
+    assert np.abs(sampled - expected).mean() < 2.0

@@ -7,14 +7,15 @@ import pytest
 
 from genesis3d.errors import ConfigError
 from genesis3d.geometry.measure import mesh_health, uv_raster
-from genesis3d.geometry.uv import atlas_padding, check_texture_size, unwrap_uv
+from genesis3d.geometry.uv import atlas_padding, check_texture_size, face_groups, unwrap_uv
 from genesis3d.testing.shapes import torus, uv_sphere
 
 
+@pytest.mark.parametrize("group_faces", [None, 300])
 @pytest.mark.parametrize("shape", [uv_sphere, torus])
-def test_unwrap_keeps_faces_and_lays_charts_inside_the_atlas(shape):
+def test_unwrap_keeps_faces_and_lays_charts_inside_the_atlas(shape, group_faces):
     positions, faces = shape()
-    result = unwrap_uv(positions, faces, 256)
+    result = unwrap_uv(positions, faces, 256, group_faces=group_faces)
     assert result.faces.shape == faces.shape
     # Same triangles, in the same order, through the vertex map.
     np.testing.assert_array_equal(result.source_vertex[result.faces], faces)
@@ -43,3 +44,36 @@ def test_bad_padding_is_refused():
     positions, faces = uv_sphere(8, 16)
     with pytest.raises(ConfigError, match="padding"):
         unwrap_uv(positions, faces, 256, padding=-1)
+
+
+def test_face_groups_are_compact_and_bounded():
+    positions, faces = torus(64, 32)
+    groups = face_groups(positions, faces, 500)
+    sizes = np.bincount(groups)
+    assert sizes.max() <= 500 and sizes.min() >= 250 and sizes.sum() == len(faces)
+    # Each group is a patch: its faces span a small part of the torus.
+    centroids = positions[faces].mean(axis=1)
+    extent = np.ptp(centroids, axis=0).max()
+    spans = [np.ptp(centroids[groups == g], axis=0).max() for g in range(len(sizes))]
+    assert max(spans) < 0.5 * extent
+
+
+def test_grouped_charts_keep_stretch_low():
+    positions, faces = uv_sphere(48, 96)
+    result = unwrap_uv(positions, faces, 512, group_faces=600)
+    corners = positions[result.source_vertex][result.faces].astype(np.float64)
+    uv = result.uvs[result.faces].astype(np.float64)
+    area3 = np.linalg.norm(
+        np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1
+    )
+    e1, e2 = uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]
+    area2 = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    ratio = area2 / area3
+    ratio /= np.median(ratio)
+    assert np.percentile(ratio, 90) / np.percentile(ratio, 10) < 1.5
+
+
+def test_bad_group_size_is_refused():
+    positions, faces = uv_sphere(8, 16)
+    with pytest.raises(ConfigError, match="group_faces"):
+        unwrap_uv(positions, faces, 256, group_faces=0)

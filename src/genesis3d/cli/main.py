@@ -461,6 +461,62 @@ def convert(
         _stderr().print(f"[green]ok[/green] {source} -> {written}")
 
 
+@app.command()
+def lods(
+    source: Annotated[
+        Path,
+        typer.Argument(help="Dense mesh with vertex colours (.glb, .ply).", show_default=False),
+    ],
+    destination: Annotated[
+        Path,
+        typer.Argument(
+            help="Output .glb; several budgets write NAME_lod0.glb, NAME_lod1.glb...",
+            show_default=False,
+        ),
+    ],
+    faces: Annotated[
+        str, typer.Option(help="Face budget of each level, comma-separated.")
+    ] = "100000",
+    texture: Annotated[int, typer.Option(help="Texture side in pixels (power of two).")] = 2048,
+    normal_map: Annotated[
+        bool, typer.Option("--normal-map/--no-normal-map", help="Bake a normal map.")
+    ] = True,
+    size: Annotated[
+        float | None, typer.Option(help="Length of the longest side in metres.")
+    ] = None,
+    pivot: Annotated[str, typer.Option(help="center, bottom or keep.")] = "keep",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Clean, decimate, UV-unwrap and bake a dense coloured mesh into light textured GLBs."""
+    from genesis3d import api
+    from genesis3d.errors import ConfigError
+
+    try:
+        budgets = tuple(int(part) for part in faces.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--faces takes comma-separated face counts, got {faces!r}; e.g. --faces 100000,20000"
+        ) from None
+    written = api.export_lods(
+        source,
+        destination,
+        face_budgets=budgets,
+        texture_size=texture,
+        normal_map=normal_map,
+        size=size,
+        pivot=pivot,
+    )
+    facts = [
+        {"path": str(path), "faces_budget": budget, **_asset_counts(api.load(path))}
+        for path, budget in zip(written, budgets, strict=True)
+    ]
+    if as_json:
+        typer.echo(json.dumps({"source": str(source), "levels": facts}, indent=2))
+    else:
+        for fact in facts:
+            _stderr().print(f"[green]ok[/green] {fact['path']} ({fact['faces']} faces)")
+
+
 @models_app.callback()
 def models(
     ctx: typer.Context,

@@ -1,6 +1,7 @@
 """Clean a raw triangle mesh: weld, drop bad faces and floaters, fill holes, orient.
 
-Each stage is a function over arrays; :func:`clean_mesh` runs them in order under a
+Each stage is a function over arrays (hole filling in :mod:`genesis3d.geometry.holes`,
+winding in :mod:`genesis3d.geometry.orient`); :func:`clean_mesh` runs them in order under a
 :class:`CleanOptions` and returns what it changed in a :class:`CleanReport`. Everything is
 vectorised (sorts, ``np.bincount`` and ``scipy.sparse.csgraph.connected_components``), so
 meshes of millions of faces take seconds.
@@ -17,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from genesis3d.errors import ConfigError
+from genesis3d.geometry.holes import _fill, fill_holes
 from genesis3d.geometry.measure import _edge_table
-from genesis3d.geometry.mesh_ops import check_mesh, face_normals
+from genesis3d.geometry.mesh_ops import bounding_diagonal, check_mesh, face_normals
+from genesis3d.geometry.orient import _consistent, _inward_pieces, orient_faces
 from genesis3d.geometry.weld import (
     connected_labels,
     weld_boundary,
@@ -133,12 +136,6 @@ class CleanedMesh:
     report: CleanReport
 
 
-def _diagonal(positions: np.ndarray) -> float:
-    if len(positions) == 0:
-        return 0.0
-    return float(np.linalg.norm(positions.max(axis=0) - positions.min(axis=0)))
-
-
 def degenerate_faces(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Faces that repeat a vertex or have (near) zero area.
 
@@ -155,7 +152,7 @@ def degenerate_faces(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2])
     repeated |= faces[:, 0] == faces[:, 2]
     areas = 0.5 * np.linalg.norm(face_normals(positions, faces), axis=1)
-    return repeated | (areas <= 1e-12 * max(_diagonal(positions) ** 2, 1e-30))
+    return repeated | (areas <= 1e-12 * max(bounding_diagonal(positions) ** 2, 1e-30))
 
 
 def duplicate_faces(faces: np.ndarray, vertex_count: int) -> np.ndarray:
@@ -219,193 +216,6 @@ def small_components(positions: np.ndarray, faces: np.ndarray, min_area: float) 
     return piece_area[labels] < min_area * max(float(areas.sum()), 1e-300)
 
 
-def _fill(positions: np.ndarray, faces: np.ndarray, edges, max_perimeter: float, min_area: float):
-    """Fill boundary loops up to ``max_perimeter`` long.
-
-    A loop gets a fan around a new centre vertex; a flat three-edge loop (a zero-area
-    crack such as a T-junction or a dropped cap triangle: its fan would be degenerate) is
-    closed, whatever its length, by splitting the face across its longest edge at the
-    opposite loop vertex; other flat loops are left open.
-
-    Returns:
-        (centres (h, 3), added (a, 3) int64, face each added face continues (a,),
-        replaced face indices (r,), their new rows (r, 3), filled (3m,) bool per face-edge
-        slot, loops filled, loops left).
-    """
-    m = len(faces)
-    slots = np.flatnonzero(edges.counts[edges.inverse] == 1)  # face-edge-major slots
-    filled_slots = np.zeros(3 * m, bool)
-    none = np.zeros((0, 3), np.int64)
-    if len(slots) == 0:
-        return np.zeros((0, 3)), none, none[:, 0], none[:, 0], none, filled_slots, 0, 0
-    corner, face = np.divmod(slots, m)
-    start = faces[face, corner]
-    end = faces[face, (corner + 1) % 3]
-    labels = connected_labels(start, end, len(positions))
-    used, loop = np.unique(labels[start], return_inverse=True)
-    loops = len(used)
-    lengths = np.linalg.norm(
-        positions[end].astype(np.float64) - positions[start].astype(np.float64), axis=1
-    )
-    edge_count = np.bincount(loop, minlength=loops)
-    midpoints = 0.5 * (positions[start].astype(np.float64) + positions[end])
-    centres = (
-        np.stack(
-            [np.bincount(loop, weights=midpoints[:, k], minlength=loops) for k in range(3)], axis=1
-        )
-        / np.maximum(edge_count, 1)[:, None]
-    )
-    fan_area = 0.5 * np.linalg.norm(
-        np.cross(positions[start] - centres[loop], positions[end] - centres[loop]), axis=1
-    )
-    perimeter = np.bincount(loop, weights=lengths, minlength=loops)
-    # Flat: a degenerate fan triangle, or (a sliver crack) area below 1e-6 perimeter^2.
-    flat = np.bincount(loop, weights=fan_area <= min_area, minlength=loops) > 0
-    flat |= np.bincount(loop, weights=fan_area, minlength=loops) <= 1e-6 * perimeter**2
-    fill = perimeter <= max_perimeter
-    # Flat triangles: split the face across the longest edge (u -> v, third corner x) at w.
-    split = flat & (edge_count == 3)  # zero area: closed whatever its perimeter
-    order = np.lexsort((-lengths, loop))
-    longest = order[np.searchsorted(loop[order], np.arange(loops))]
-    ends = np.bincount(loop, weights=start, minlength=loops).astype(np.int64)
-    pick = longest[split]
-    target = face[pick]
-    unique_target = np.bincount(target, minlength=m)[target] == 1
-    split[np.flatnonzero(split)[~unique_target]] = False
-    pick, target = pick[unique_target], target[unique_target]
-    u, v = start[pick], end[pick]
-    w = ends[loop[pick]] - u - v
-    x = faces[target, (corner[pick] + 2) % 3]
-    fill = (fill & ~flat) | split
-    fan = fill & ~split
-    new_index = np.full(loops, -1, np.int64)
-    new_index[fan] = len(positions) + np.arange(int(fan.sum()))
-    chosen = fan[loop]
-    filled_slots[slots[fill[loop]]] = True
-    added = np.concatenate(
-        [
-            np.stack([end[chosen], start[chosen], new_index[loop[chosen]]], axis=1),
-            np.stack([w, v, x], axis=1),
-        ]
-    )
-    added_from = np.concatenate([face[chosen], target])
-    replaced_rows = np.stack([u, w, x], axis=1)
-    filled = int(fill.sum())
-    return (
-        centres[fan],
-        added,
-        added_from,
-        target,
-        replaced_rows,
-        filled_slots,
-        filled,
-        loops - filled,
-    )
-
-
-def fill_holes(
-    positions: np.ndarray, faces: np.ndarray, max_perimeter: float
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Close boundary loops up to a perimeter with a fan around their centre.
-
-    As TRELLIS.2's ``fill_holes``: each loop gets one new vertex at the mean of its edge
-    midpoints and one triangle per boundary edge, wound against that edge's face so the
-    fill continues the surface's orientation. Loops are the connected pieces of the
-    boundary-edge graph (two loops touching at a vertex count as one).
-
-    Args:
-        positions: (n, 3) float.
-        faces: (m, 3) int, without duplicate faces.
-        max_perimeter: longest loop filled, as a fraction of the bounding-box diagonal.
-
-    Returns:
-        (positions (n + h, 3), faces (m + added, 3) int64, loops filled, loops left open).
-    """
-    positions, faces = check_mesh(positions, faces)
-    if len(faces) == 0:
-        return positions, faces, 0, 0
-    edges = _edge_table(faces, len(positions))
-    diagonal = _diagonal(positions)
-    centres, added, _, replaced, rows, _, filled, left = _fill(
-        positions, faces, edges, max_perimeter * diagonal, 1e-12 * diagonal**2
-    )
-    faces = faces.copy()
-    faces[replaced] = rows
-    positions = np.concatenate([positions, centres.astype(positions.dtype)])
-    return positions, np.concatenate([faces, added]), filled, left
-
-
-def _consistent(faces: np.ndarray, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(flip (m,) bool, non-orientable (m,) bool, piece (m,) int64) for consistent winding."""
-    m = len(faces)
-    manifold = np.flatnonzero(edges.counts == 2)
-    slot_a, slot_b = edges.order[edges.first[manifold]], edges.order[edges.first[manifold] + 1]
-    corner_a, face_a = np.divmod(slot_a, m)
-    corner_b, face_b = np.divmod(slot_b, m)
-    forward_a = faces[face_a, corner_a] < faces[face_a, (corner_a + 1) % 3]
-    forward_b = faces[face_b, corner_b] < faces[face_b, (corner_b + 1) % 3]
-    agree = forward_a != forward_b  # opposite directions: already consistent
-    # Node f is face f as is, node f + m face f reversed.
-    labels = connected_labels(
-        np.concatenate([face_a, face_a + m]),
-        np.concatenate([np.where(agree, face_b, face_b + m), np.where(agree, face_b + m, face_b)]),
-        2 * m,
-    )
-    own, other = labels[:m], labels[m:]
-    non_orientable = own == other
-    kept = np.bincount(own, minlength=labels.max() + 1)
-    flip = (kept[own] < kept[other]) | ((kept[own] == kept[other]) & (own > other))
-    return flip & ~non_orientable, non_orientable, np.minimum(own, other).astype(np.int64)
-
-
-def _inward_pieces(
-    positions: np.ndarray, faces: np.ndarray, piece: np.ndarray, open_piece: np.ndarray
-) -> np.ndarray:
-    """(pieces,) bool: closed pieces whose faces enclose negative volume."""
-    corners = positions[faces].astype(np.float64)
-    volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
-    return ~open_piece & (np.bincount(piece, weights=volume, minlength=len(open_piece)) < 0.0)
-
-
-def orient_faces(
-    positions: np.ndarray, faces: np.ndarray, *, outward: bool = True
-) -> tuple[np.ndarray, int, int]:
-    """Make winding consistent across each orientable piece, then outward where closed.
-
-    Faces sharing a manifold edge (one used by exactly two faces) must use it in opposite
-    directions. Each face has two states (kept, flipped); linking the states that agree
-    across every manifold edge and taking connected components of that doubled graph
-    solves all pieces at once: a piece whose two states end up connected is not
-    orientable (a Moebius band) and is left as it is. Of the two valid windings of a
-    piece, the one flipping fewer faces is taken. Then, if ``outward``, each piece with no
-    boundary or non-manifold edge is reversed when its signed volume is negative (so an
-    inner cavity's shell also faces outward).
-
-    Args:
-        positions: (n, 3) float.
-        faces: (m, 3) int.
-        outward: turn closed pieces to enclose positive volume.
-
-    Returns:
-        (faces (m, 3) int64, faces flipped, faces in non-orientable pieces).
-    """
-    positions, faces = check_mesh(positions, faces)
-    m = len(faces)
-    if m == 0:
-        return faces, 0, 0
-    edges = _edge_table(faces, len(positions))
-    flip, non_orientable, piece = _consistent(faces, edges)
-    faces = faces.copy()
-    faces[flip] = faces[flip][:, ::-1]
-    if outward:
-        open_slot = edges.counts[edges.inverse] != 2
-        open_piece = np.bincount(piece[np.arange(3 * m) % m], weights=open_slot) > 0
-        reverse = _inward_pieces(positions, faces, piece, open_piece)[piece] & ~non_orientable
-        faces[reverse] = faces[reverse][:, ::-1]
-        flip ^= reverse
-    return faces, int(flip.sum()), int(non_orientable.sum())
-
-
 def remove_unreferenced(
     positions: np.ndarray, faces: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -442,7 +252,7 @@ def clean_mesh(
     options = options or CleanOptions()
     positions, faces = check_mesh(positions, faces)
     vertices_in, faces_in = len(positions), len(faces)
-    diagonal = _diagonal(positions)
+    diagonal = bounding_diagonal(positions)
     if vertices_in == 0 or faces_in == 0:
         faces, source = faces[:0], np.zeros(0, np.int64)
     else:

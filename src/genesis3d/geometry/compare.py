@@ -116,22 +116,27 @@ def closest_point_on_triangles(points: np.ndarray, corners: np.ndarray) -> np.nd
     vc = d1 * d4 - d3 * d2
     denominator = va + vb + vc
     safe = np.where(np.abs(denominator) > 1e-300, denominator, 1.0)
-    v, w = vb / safe, vc / safe
-    result = a + v[:, None] * ab + w[:, None] * ac  # inside the face
-    # Edge regions, then vertex regions (later assignments win, as in the sequential test).
-    edge_bc = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)
-    t = (d4 - d3) / np.where(edge_bc, (d4 - d3) + (d5 - d6), 1.0)
-    result = np.where(edge_bc[:, None], b + t[:, None] * (c - b), result)
-    edge_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-    t = d2 / np.where(edge_ac, d2 - d6, 1.0)
-    result = np.where(edge_ac[:, None], a + t[:, None] * ac, result)
-    edge_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-    t = d1 / np.where(edge_ab, d1 - d3, 1.0)
-    result = np.where(edge_ab[:, None], a + t[:, None] * ab, result)
-    result = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, result)
-    result = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, result)
-    result = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, result)
-    return result
+    # The closest point is a + v * ab + w * ac; each region sets (v, w), later regions
+    # win as in the sequential test. Working on the two weights, not on (k, 3) points,
+    # keeps the temporaries a third of the size.
+    v, w = vb / safe, vc / safe  # inside the face
+    with np.errstate(divide="ignore", invalid="ignore"):
+        edge_bc = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)
+        t = (d4 - d3) / np.where(edge_bc, (d4 - d3) + (d5 - d6), 1.0)
+        v, w = np.where(edge_bc, 1.0 - t, v), np.where(edge_bc, t, w)
+        edge_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
+        t = d2 / np.where(edge_ac, d2 - d6, 1.0)
+        v, w = np.where(edge_ac, 0.0, v), np.where(edge_ac, t, w)
+        edge_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
+        t = d1 / np.where(edge_ab, d1 - d3, 1.0)
+        v, w = np.where(edge_ab, t, v), np.where(edge_ab, 0.0, w)
+    corner_c = (d6 >= 0) & (d5 <= d6)
+    v, w = np.where(corner_c, 0.0, v), np.where(corner_c, 1.0, w)
+    corner_b = (d3 >= 0) & (d4 <= d3)
+    v, w = np.where(corner_b, 1.0, v), np.where(corner_b, 0.0, w)
+    corner_a = (d1 <= 0) & (d2 <= 0)
+    v, w = np.where(corner_a, 0.0, v), np.where(corner_a, 0.0, w)
+    return a + v[:, None] * ab + w[:, None] * ac
 
 
 def _surface_distance(

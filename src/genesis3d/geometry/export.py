@@ -18,13 +18,14 @@ import numpy as np
 
 from genesis3d.assets import AlphaMode, MeshAsset, PBRMaterial
 from genesis3d.errors import ConfigError
-from genesis3d.geometry.attributes import AttributeSource
+from genesis3d.geometry.attributes import AttributeSource, VertexAttributes
 from genesis3d.geometry.bake import PBRChannels, bake_textures
 from genesis3d.geometry.clean import CleanOptions, clean_mesh
 from genesis3d.geometry.decimate import decimate_lods
 from genesis3d.geometry.mesh_ops import vertex_normals
 from genesis3d.geometry.placement import PIVOTS, Pivot, place_mesh
 from genesis3d.geometry.uv import check_texture_size, unwrap_uv
+from genesis3d.progress import ProgressCallback, ProgressEvent, no_progress
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,31 @@ class ExportOptions:
             )
 
 
+def _follow_clean(
+    attributes: AttributeSource, faces: np.ndarray, source_vertex: np.ndarray
+) -> AttributeSource:
+    """Per-vertex attributes renumbered onto the cleaned mesh (others are unchanged).
+
+    Vertices the hole filling added (``source_vertex`` -1) take the mean of the vertices
+    they share faces with.
+    """
+    if not isinstance(attributes, VertexAttributes):
+        return attributes
+    values = np.asarray(attributes.values, np.float64)[np.maximum(source_vertex, 0)]
+    added = source_vertex < 0
+    if added.any():
+        total = np.zeros_like(values)
+        count = np.zeros(len(values))
+        for corner in range(3):
+            for other in ((corner + 1) % 3, (corner + 2) % 3):
+                np.add.at(
+                    total, faces[:, corner], values[faces[:, other]] * ~added[faces[:, other], None]
+                )
+                np.add.at(count, faces[:, corner], ~added[faces[:, other]])
+        values[added] = total[added] / np.maximum(count[added], 1)[:, None]
+    return VertexAttributes(faces, values.astype(np.float32))
+
+
 def _level(
     positions: np.ndarray,
     faces: np.ndarray,
@@ -85,13 +111,16 @@ def _level(
     attributes: AttributeSource,
     options: ExportOptions,
     timings: dict[str, float],
+    progress: ProgressCallback,
 ) -> MeshAsset:
     """Unwrap, bake and assemble one level of detail."""
+    progress(ProgressEvent("uv", 0, 1, f"{len(faces)} faces"))
     start = time.perf_counter()
     unwrap = unwrap_uv(positions, faces, options.texture_size)
     timings["uv"] = time.perf_counter() - start
     points = positions[unwrap.source_vertex]
     normals = vertex_normals(positions, faces)[unwrap.source_vertex]
+    progress(ProgressEvent("bake", 0, 1, f"{options.texture_size} px"))
     start = time.perf_counter()
     baked = bake_textures(
         points,
@@ -131,6 +160,8 @@ def postprocess_lods(
     faces: np.ndarray,
     attributes: AttributeSource,
     options: ExportOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> list[MeshAsset]:
     """Turn a dense raw surface and its attributes into one textured mesh per face budget.
 
@@ -139,13 +170,18 @@ def postprocess_lods(
         faces: (m, 3) int dense surface faces.
         attributes: colour and material at points of the dense surface.
         options: the :class:`ExportOptions`; default one 100k-face level with 2048 textures.
+        progress: called with a :class:`ProgressEvent` as each stage starts ("clean",
+            "decimate", then "uv" and "bake" per level) and once when all are done
+            ("done").
 
     Returns:
         One :class:`MeshAsset` per ``options.face_budgets``, in that order; each one's
         ``metadata`` holds the clean, UV and bake reports and the stage times.
     """
     options = options or ExportOptions()
+    progress = progress or no_progress
     timings: dict[str, float] = {}
+    progress(ProgressEvent("clean", 0, 1, f"{len(faces)} faces"))
     start = time.perf_counter()
     dense_positions = np.asarray(positions, np.float32)
     dense_faces = np.asarray(faces, np.int64)
@@ -157,7 +193,9 @@ def postprocess_lods(
             cleaned.faces,
             cleaned.report,
         )
+        attributes = _follow_clean(attributes, dense_faces, cleaned.source_vertex)
     timings["clean"] = time.perf_counter() - start
+    progress(ProgressEvent("decimate", 0, 1, f"budgets {list(options.face_budgets)}"))
     start = time.perf_counter()
     levels = decimate_lods(dense_positions, dense_faces, options.face_budgets)
     timings["decimate"] = time.perf_counter() - start
@@ -172,6 +210,7 @@ def postprocess_lods(
             attributes,
             options,
             level_timings,
+            progress,
         )
         mesh.metadata["face_budget"] = int(budget)
         mesh.metadata["stage_seconds"] = level_timings
@@ -179,6 +218,7 @@ def postprocess_lods(
             mesh.metadata["clean"] = clean_report.to_dict()
         logger.info("postprocess: level %d faces, stages %s", mesh.n_faces, level_timings)
         meshes.append(mesh)
+    progress(ProgressEvent("done", 1, 1))
     return meshes
 
 
@@ -187,6 +227,8 @@ def postprocess(
     faces: np.ndarray,
     attributes: AttributeSource,
     options: ExportOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> MeshAsset:
     """:func:`postprocess_lods` for one face budget (the first of ``options.face_budgets``)."""
     options = options or ExportOptions()
@@ -195,4 +237,4 @@ def postprocess(
             f"postprocess makes one mesh, got {len(options.face_budgets)} face budgets; "
             "use postprocess_lods for levels of detail"
         )
-    return postprocess_lods(positions, faces, attributes, options)[0]
+    return postprocess_lods(positions, faces, attributes, options, progress=progress)[0]

@@ -191,3 +191,10 @@ def check_mesh(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
             f"faces must index vertices in [0, {len(positions)}), got [{faces.min()}, {faces.max()}]"
         )
     return positions, faces.astype(np.int64)
+
+
+def bounding_diagonal(positions: np.ndarray) -> float:
+    """Length of the bounding-box diagonal of (n, 3) points (0 for none)."""
+    if len(positions) == 0:
+        return 0.0
+    return float(np.linalg.norm(positions.max(axis=0) - positions.min(axis=0)))

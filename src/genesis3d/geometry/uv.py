@@ -3,9 +3,20 @@
 The padding between charts and the texel density both come from the texture size, so a
 chart keeps ``padding`` texels of gutter on every side at the full resolution and
 ``padding / 2**k`` at mip level k. xatlas (MIT, PyPI ``xatlas``, wheels for Linux, macOS
-and Windows) is the only mature CPU unwrapper; its time grows as about n**1.45 (1.4 s for
-20k faces, 15.6 s for 100k, 162 s for 500k on a 2-core machine), so unwrap decimated
-meshes and let the bake carry the dense surface's detail.
+and Windows) is the only mature CPU unwrapper.
+
+Given one large mesh, xatlas's time grows faster than linearly (measured on a 100k-face
+decimated bumpy sphere, 2-core machine under load: 234 s with 1,925 charts). Most of it
+goes into growing and packing many small charts over the whole surface. So
+:func:`unwrap_uv` first cuts the mesh into spatially coherent groups of about
+``group_faces`` faces (recursive median splits of the face centroids) and hands each group
+to the same ``xatlas.Atlas`` as a mesh of its own: charting runs per group (in xatlas's
+worker threads) and packing stays joint, in one atlas. Same mesh, 64 groups: 10 s of CPU,
+73 charts, no overlap, UV area stretch p90/p10 1.03 (1.39 reported for the ungrouped
+unwrap), atlas utilisation 0.67 instead of 0.77. In ``benchmarks/export.py`` (1.2M-face
+raw mesh) the unwrap took 3.5 / 18.8 / 78 s of CPU at 20k / 100k / 500k faces. Group
+borders are chart seams like any other; the bake samples a band past every chart edge and
+fills the gutters.
 """
 
 from __future__ import annotations
@@ -21,7 +32,14 @@ from genesis3d.errors import ConfigError, InputError, require
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UVReport", "UVUnwrap", "atlas_padding", "check_texture_size", "unwrap_uv"]
+__all__ = [
+    "UVReport",
+    "UVUnwrap",
+    "atlas_padding",
+    "check_texture_size",
+    "face_groups",
+    "unwrap_uv",
+]
 
 _INSTALL = 'pip install "genesis3d[export]"  (or: pip install xatlas)'
 
@@ -120,6 +138,38 @@ def _texels_per_unit(positions: np.ndarray, faces: np.ndarray, texture_size: int
     return float(math.sqrt(0.6 * texture_size**2 / area))
 
 
+def face_groups(positions: np.ndarray, faces: np.ndarray, group_faces: int) -> np.ndarray:
+    """Spatially coherent face groups of at most ``group_faces`` faces.
+
+    Recursive median splits of the face centroids along each box's longest side, so the
+    groups are compact patches of the surface of nearly equal size.
+
+    Args:
+        positions: (n, 3) float.
+        faces: (m, 3) int.
+        group_faces: largest group, at least 1.
+
+    Returns:
+        (m,) int64 group of each face, numbered from 0.
+    """
+    centroids = positions[faces].mean(axis=1)
+    groups = np.zeros(len(faces), np.int64)
+    pending = [np.arange(len(faces))]
+    count = 0
+    while pending:
+        members = pending.pop()
+        if len(members) <= group_faces:
+            groups[members] = count
+            count += 1
+            continue
+        points = centroids[members]
+        axis = int(np.argmax(points.max(axis=0) - points.min(axis=0)))
+        half = len(members) // 2
+        order = np.argpartition(points[:, axis], half)
+        pending.extend([members[order[:half]], members[order[half:]]])
+    return groups
+
+
 def unwrap_uv(
     positions: np.ndarray,
     faces: np.ndarray,
@@ -127,6 +177,7 @@ def unwrap_uv(
     *,
     padding: int | None = None,
     max_chart_iterations: int = 1,
+    group_faces: int | None = 2000,
 ) -> UVUnwrap:
     """Cut a mesh into charts and pack them into a square atlas with xatlas.
 
@@ -141,6 +192,9 @@ def unwrap_uv(
         padding: gutter between charts in texels; default :func:`atlas_padding`.
         max_chart_iterations: xatlas chart growing iterations (1 is its fast setting; more
             gives fewer charts, slower).
+        group_faces: charts are grown inside spatial groups of at most this many faces
+            (see the module docstring; it changes the charts, not the faces); None grows
+            them over the whole mesh at once (much slower above ~20k faces).
 
     Returns:
         The :class:`UVUnwrap`.
@@ -164,11 +218,28 @@ def unwrap_uv(
         raise InputError(f"positions must have shape (n, 3), got {positions.shape}")
     if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
         raise InputError(f"faces must have shape (m, 3) with m > 0, got {faces.shape}")
+    if group_faces is not None and (
+        not isinstance(group_faces, int | np.integer) or group_faces < 1
+    ):
+        raise ConfigError(
+            f"group_faces must be a positive integer or None, got {group_faces!r}; e.g. 2000"
+        )
     xatlas = require("xatlas", feature="UV unwrapping", install=_INSTALL)
     start = time.perf_counter()
     density = _texels_per_unit(positions, faces, texture_size)
     atlas = xatlas.Atlas()
-    atlas.add_mesh(positions, np.ascontiguousarray(faces, np.uint32))
+    if group_faces is None or len(faces) <= group_faces:
+        groups = np.zeros(len(faces), np.int64)
+    else:
+        groups = face_groups(positions, faces, int(group_faces))
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(int(groups.max()) + 2))
+    group_vertices = []
+    for index in range(len(bounds) - 1):
+        members = order[bounds[index] : bounds[index + 1]]
+        used, local = np.unique(faces[members], return_inverse=True)
+        group_vertices.append(used)
+        atlas.add_mesh(positions[used], local.reshape(-1, 3).astype(np.uint32))
     chart_options = xatlas.ChartOptions()
     chart_options.max_iterations = int(max_chart_iterations)
     pack_options = xatlas.PackOptions()
@@ -178,7 +249,7 @@ def unwrap_uv(
     # No fixed resolution: with one, xatlas spills charts that do not fit into more atlases.
     pack_options.resolution = 0
     atlas.generate(chart_options, pack_options)
-    vmapping, indices, uvs = atlas[0]
+    vmapping, indices, uvs = _gather(atlas, group_vertices, order, len(faces))
     seconds = time.perf_counter() - start
     report = UVReport(
         charts=int(atlas.chart_count),
@@ -206,9 +277,21 @@ def unwrap_uv(
         texture_size,
         seconds,
     )
-    return UVUnwrap(
-        source_vertex=np.asarray(vmapping, np.int64),
-        uvs=np.asarray(uvs, np.float32),
-        faces=np.asarray(indices, np.int64),
-        report=report,
-    )
+    return UVUnwrap(source_vertex=vmapping, uvs=uvs, faces=indices, report=report)
+
+
+def _gather(
+    atlas: Any, group_vertices: list[np.ndarray], order: np.ndarray, face_count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join xatlas's per-group outputs: (source vertex, faces in input order, uvs)."""
+    sources, pieces, uv_pieces = [], [], []
+    offset = 0
+    for index, used in enumerate(group_vertices):
+        vmapping, indices, uvs = atlas[index]
+        sources.append(used[np.asarray(vmapping, np.int64)])
+        pieces.append(np.asarray(indices, np.int64) + offset)
+        uv_pieces.append(np.asarray(uvs, np.float32))
+        offset += len(vmapping)
+    faces = np.empty((face_count, 3), np.int64)
+    faces[order] = np.concatenate(pieces)
+    return np.concatenate(sources), faces, np.concatenate(uv_pieces)
