@@ -8,9 +8,12 @@ from genesis3d.errors import ConfigError, ExtractionError
 from genesis3d.models.triposg.extraction import (
     ExtractionOptions,
     extract_mesh,
+    final_points,
     flash_grid,
     flash_ladder,
+    flash_refined,
     near_surface,
+    refine_indices,
 )
 from genesis3d.testing.parity import run_case
 
@@ -122,3 +125,30 @@ def test_flash_triangulates_only_near_evaluated_points_and_loses_nothing():
     masked = marching_cubes_indices(values, cells=sampled.surface_cells.numpy())
     assert len(masked[0]) == len(whole[0]) and len(masked[1]) == len(whole[1])
     np.testing.assert_array_equal(np.sort(masked[0], axis=0), np.sort(whole[0], axis=0))
+
+
+@pytest.mark.parametrize("size", [9, 17, 33])
+def test_final_points_equal_the_dense_refinement(size):
+    generator = torch.Generator().manual_seed(size)
+    marked = torch.rand((size,) * 3, generator=generator) < 0.02
+    marked[0, 0, 0] = marked[-1, -1, -1] = True
+    expected = refine_indices(marked, final=True).nonzero()
+    assert torch.equal(final_points(marked), expected)
+
+
+def test_sparse_flash_gives_the_dense_flash_surface():
+    """extract_mesh keeps the final level sparse; flash_grid is its dense twin."""
+    from genesis3d.geometry.isosurface import index_to_world, marching_cubes_indices
+
+    options = ExtractionOptions(method="flash", octree_depth=7)
+    vertices, faces = extract_mesh(sphere, options, batch_points=100_000)
+    sampled = flash_grid(sphere, octree_depth=7, batch_points=100_000)
+    grid_vertices, grid_faces = marching_cubes_indices(
+        sampled.values.numpy(), cells=sampled.surface_cells.numpy()
+    )
+    points = sampled.cells + 1
+    world = index_to_world(grid_vertices, (points,) * 3, (-1.005,) * 3, (1.005,) * 3)
+    assert len(faces) == len(grid_faces) and len(vertices) == len(world)
+    np.testing.assert_allclose(np.sort(vertices, axis=0), np.sort(world, axis=0), atol=1e-5)
+    refined = flash_refined(sphere, octree_depth=7, batch_points=100_000)
+    assert refined.evaluated_points == sampled.evaluated_points

@@ -11,7 +11,10 @@ near the surface found on the one before. The point sets follow the official rul
 (:func:`near_surface` and :func:`refine_indices`). Where upstream then hands a grid holding
 NaN at the skipped points to a CUDA-only dual marching cubes, Genesis fills every skipped
 point by trilinear interpolation of the coarser grid (they are away from the surface, so
-their sign is right) and runs marching cubes on the CPU; the zero set is the same.
+their sign is right) and runs marching cubes on the CPU; the zero set is the same. The
+final level (504^3 cells) is never made dense: :func:`flash_refined` keeps it as a list of
+points and :func:`~genesis3d.geometry.isosurface.marching_cubes_refined` triangulates the
+cubes around them in bricks. :func:`flash_grid` is the dense twin (tests, parity).
 
 **Hierarchical and dense (spec 2.7b).** A dense float16 grid, optionally refined once into
 a band; reproduced for parity with ``use_flash_decoder=False``.
@@ -28,7 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from genesis3d.errors import ConfigError
-from genesis3d.geometry.isosurface import index_to_world, marching_cubes_indices
+from genesis3d.geometry.isosurface import (
+    index_to_world,
+    marching_cubes_indices,
+    marching_cubes_refined,
+)
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 
@@ -86,14 +93,6 @@ def _dilate(mask: torch.Tensor, times: int) -> torch.Tensor:
     return mask
 
 
-def _shifted(tensor: torch.Tensor, axis: int, step: int) -> torch.Tensor:
-    """The neighbour at ``step`` (+1 or -1) along ``axis``, replicating the border."""
-    size = tensor.shape[axis]
-    if step > 0:
-        return torch.cat([tensor.narrow(axis, 1, size - 1), tensor.narrow(axis, size - 1, 1)], axis)
-    return torch.cat([tensor.narrow(axis, 0, 1), tensor.narrow(axis, 0, size - 1)], axis)
-
-
 def near_surface(grid: torch.Tensor, evaluated: torch.Tensor) -> torch.Tensor:
     """Voxels of a level that the next level refines (official rule, before dilation).
 
@@ -111,11 +110,13 @@ def near_surface(grid: torch.Tensor, evaluated: torch.Tensor) -> torch.Tensor:
     sign = torch.sign(grid.float())
     differs = torch.zeros_like(evaluated)
     for axis in range(3):
-        for step in (1, -1):
-            neighbour = torch.where(
-                _shifted(evaluated, axis, step), _shifted(sign, axis, step), sign
-            )
-            differs |= neighbour != sign
+        size = sign.shape[axis]
+        low, high = sign.narrow(axis, 0, size - 1), sign.narrow(axis, 1, size - 1)
+        changes = low != high
+        # The neighbour above differs (and was evaluated); the neighbour below likewise. A
+        # border voxel's missing neighbour is itself, so it never differs.
+        differs.narrow(axis, 0, size - 1).logical_or_(changes & evaluated.narrow(axis, 1, size - 1))
+        differs.narrow(axis, 1, size - 1).logical_or_(changes & evaluated.narrow(axis, 0, size - 1))
     return evaluated & (differs | (grid.abs() < NEAR_SURFACE))
 
 
@@ -138,6 +139,40 @@ def refine_indices(marked: torch.Tensor, *, final: bool) -> torch.Tensor:
     fine = torch.zeros((size, size, size), dtype=torch.bool, device=marked.device)
     fine[::2, ::2, ::2] = marked
     return _dilate(fine, 1 if not final else 2)
+
+
+def final_points(marked: torch.Tensor) -> torch.Tensor:
+    """The points of the final level, without the fine grid: ``refine_indices(marked,
+    final=True).nonzero()``.
+
+    A fine point ``p`` is refined when a marked coarse voxel ``c`` has |p - 2c| <= 2 on every
+    axis. Along one axis an even ``p = 2q`` is reached from c in {q - 1, q, q + 1} and an odd
+    ``p = 2q + 1`` from c in {q, q + 1}, so each of the eight parity classes is a separable
+    box operation on the coarse mask.
+
+    Args:
+        marked: (D, D, D) bool from :func:`near_surface`.
+
+    Returns:
+        (N, 3) int64 fine indices in [0, 2D - 2], in row-major order.
+    """
+    size = 2 * marked.shape[0] - 1
+    parts = []
+    for parity in ((x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)):
+        mask = marked
+        for axis, odd in enumerate(parity):
+            length = mask.shape[axis]
+            if odd:
+                mask = mask.narrow(axis, 0, length - 1) | mask.narrow(axis, 1, length - 1)
+            else:
+                grown = mask.clone()
+                grown.narrow(axis, 1, length - 1).logical_or_(mask.narrow(axis, 0, length - 1))
+                grown.narrow(axis, 0, length - 1).logical_or_(mask.narrow(axis, 1, length - 1))
+                mask = grown
+        parts.append(mask.nonzero() * 2 + torch.tensor(parity, device=marked.device))
+    points = torch.cat(parts)
+    key = (points[:, 0] * size + points[:, 1]) * size + points[:, 2]
+    return points[torch.argsort(key)]
 
 
 def _axis(bound_min: float, bound_max: float, cells: int, device: torch.device) -> torch.Tensor:
@@ -178,7 +213,7 @@ class SampledGrid:
             of 2^depth cells instead, see :func:`hierarchical_grid`).
         evaluated_points: how many field evaluations the grid cost.
         levels: per-level record (flash; level 0 first) when asked for.
-        surface_cells: (n, n, n) bool, a superset of the cubes (by lowest corner) the surface
+        surface_cells: (n, n, n) bool, a superset of the cubes (by highest corner, as scikit-image names them) the surface
             can cross, or None for all: marching cubes skips the others.
     """
 
@@ -188,6 +223,26 @@ class SampledGrid:
     evaluated_points: int
     levels: list[FlashLevel] = field(default_factory=list)
     surface_cells: torch.Tensor | None = None
+
+
+@dataclass
+class RefinedGrid:
+    """The flash ladder's result before its final grid is made dense.
+
+    Attributes:
+        coarse: (n, n, n) float32 values of the level before the last, every point holding a
+            value with the right sign (the final level's skipped points interpolate it).
+        indices: (N, 3) int64 points of the final level (2n - 1 per axis), row-major order.
+        values: (N,) float32 field values at them.
+        bounds: (min, max) of the cube.
+        evaluated_points: how many field evaluations the levels cost.
+    """
+
+    coarse: torch.Tensor
+    indices: torch.Tensor
+    values: torch.Tensor
+    bounds: tuple[float, float]
+    evaluated_points: int
 
 
 def flash_grid(
@@ -215,10 +270,75 @@ def flash_grid(
         progress: called with (level done from 1, levels).
 
     Returns:
-        The finest grid, dense (skipped points filled from the coarser level).
+        The finest grid, dense (skipped points filled from the coarser level). This is the
+        reference for :func:`flash_refined`, which never allocates the finest grid.
     """
+    return _flash(
+        field_fn,
+        bounds,
+        octree_depth,
+        min_resolution,
+        mini_grid_num,
+        batch_points,
+        device,
+        keep_levels,
+        progress,
+        dense_final=True,
+    )
+
+
+def flash_refined(
+    field_fn: Field,
+    *,
+    bounds: float = 1.005,
+    octree_depth: int = 9,
+    min_resolution: int = 63,
+    mini_grid_num: int = 4,
+    batch_points: int = 16384,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> RefinedGrid:
+    """:func:`flash_grid` with the same evaluated points, keeping the final level sparse.
+
+    The final level (504^3 cells at depth 9) is what costs memory and time when made dense;
+    here it stays a list of points over the level before it, for
+    :func:`~genesis3d.geometry.isosurface.marching_cubes_refined`. Needs a ladder of at
+    least two levels (see :func:`flash_ladder`).
+    """
+    return _flash(
+        field_fn,
+        bounds,
+        octree_depth,
+        min_resolution,
+        mini_grid_num,
+        batch_points,
+        device,
+        False,
+        progress,
+        dense_final=False,
+    )
+
+
+def _flash(
+    field_fn: Field,
+    bounds: float,
+    octree_depth: int,
+    min_resolution: int,
+    mini_grid_num: int,
+    batch_points: int,
+    device: torch.device | str,
+    keep_levels: bool,
+    progress: Callable[[int, int], None] | None,
+    *,
+    dense_final: bool,
+) -> SampledGrid | RefinedGrid:
     device = torch.device(device)
     ladder = flash_ladder(octree_depth, min_resolution, mini_grid_num)
+    if not dense_final and len(ladder) < 2:
+        raise ConfigError(
+            f"the flash ladder at depth {octree_depth} has one level ({ladder}); "
+            "use flash_grid for it"
+        )
     low, high = -float(bounds), float(bounds)
     axis = _axis(low, high, ladder[0], device)
     points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
@@ -230,15 +350,23 @@ def flash_grid(
     if progress is not None:
         progress(1, len(ladder))
     for number, cells in enumerate(ladder[1:], start=1):
+        final = number == len(ladder) - 1
         marked = near_surface(grid, evaluated)
-        fine = refine_indices(marked, final=number == len(ladder) - 1)
+        if final and not dense_final:
+            indices, fine = final_points(marked), None
+        else:
+            fine = refine_indices(marked, final=final)
+            indices = fine.nonzero()
         del marked
-        indices = fine.nonzero()
         step = torch.tensor(np.float32((high - low) / cells), device=device)
         values = evaluate(
             field_fn, _points_at(indices, step, torch.tensor(np.float32(low))), batch_points
         )
         count += indices.shape[0]
+        if progress is not None:
+            progress(number + 1, len(ladder))
+        if fine is None:
+            return RefinedGrid(grid, indices, values, (low, high), count)
         # Skipped points lie away from the surface: the coarse grid gives them their sign.
         grid = F.interpolate(
             grid[None, None], size=fine.shape, mode="trilinear", align_corners=True
@@ -247,11 +375,9 @@ def flash_grid(
         evaluated = fine
         if keep_levels:
             levels.append(FlashLevel(cells, indices, values))
-        if progress is not None:
-            progress(number + 1, len(ladder))
     # The surface runs through evaluated points only (skipped ones keep the coarse sign), so
-    # a cube it crosses has an evaluated corner: the evaluated set grown by one holds its
-    # lowest corner.
+    # a cube it crosses has an evaluated corner: the evaluated set grown by one holds all
+    # its corners.
     surface = _dilate(evaluated, 1) if len(ladder) > 1 else None
     return SampledGrid(grid, (low, high), ladder[-1], count, levels, surface)
 
@@ -434,14 +560,32 @@ def extract_mesh(
         ExtractionError: the field is empty, full or not finite.
     """
     options = options or ExtractionOptions()
-    grid = sample_grid(
-        field_fn, options, batch_points=batch_points, device=device, progress=progress
-    )
-    values = grid.values.cpu().numpy()
-    surface = None if grid.surface_cells is None else grid.surface_cells.cpu().numpy()
-    (low, high), cells = grid.bounds, grid.cells
-    del grid  # the torch grid; marching cubes needs only the arrays
-    vertices, faces = marching_cubes_indices(values, 0.0, cells=surface)
+    if options.method == "flash" and len(flash_ladder(options.octree_depth)) > 1:
+        refined = flash_refined(
+            field_fn,
+            bounds=options.bounds,
+            octree_depth=options.octree_depth,
+            batch_points=batch_points,
+            device=device,
+            progress=progress,
+        )
+        (low, high) = refined.bounds
+        cells = 2 * (refined.coarse.shape[0] - 1)
+        vertices, faces = marching_cubes_refined(
+            refined.coarse.cpu().numpy(),
+            refined.indices.cpu().numpy(),
+            refined.values.cpu().numpy(),
+            0.0,
+        )
+    else:
+        grid = sample_grid(
+            field_fn, options, batch_points=batch_points, device=device, progress=progress
+        )
+        values = grid.values.cpu().numpy()
+        surface = None if grid.surface_cells is None else grid.surface_cells.cpu().numpy()
+        (low, high), cells = grid.bounds, grid.cells
+        del grid  # the torch grid; marching cubes needs only the arrays
+        vertices, faces = marching_cubes_indices(values, 0.0, cells=surface)
     divisor = 2**options.octree_depth if options.official_scale else cells
     world = index_to_world(vertices, (cells + 1,) * 3, (low,) * 3, (high,) * 3, divisor=divisor)
     # The field is larger inside: reverse scikit-image's winding for outward normals.
