@@ -208,7 +208,7 @@ def export(
     Args:
         asset: the mesh or splats.
         path: destination; its extension picks the format unless ``format`` is given.
-        format: "glb", "ply", "splat" or "spz".
+        format: "glb", "ply", "obj", "splat" or "spz".
         size: length of the longest side in metres; None keeps the asset's size.
         pivot: "center", "bottom" (bottom-centre, for props standing on the ground) or "keep".
         **options: format-specific options (see :mod:`genesis3d.io`).

@@ -15,26 +15,28 @@ from tests.support import random_splats, textured_box
 
 
 def test_format_table():
-    assert set(io.FORMATS) == {"glb", "ply", "splat", "spz"}
+    assert set(io.FORMATS) == {"glb", "ply", "splat", "spz", "obj"}
     assert io.FORMATS["glb"].kinds == ("mesh", "splats")
     assert set(io.FORMATS["ply"].kinds) == {"mesh", "splats"}
     assert io.FORMATS["spz"].extensions == (".spz",)
     assert all(spec.description for spec in io.FORMATS.values())
     assert io.format_from_path("a/B.GLB") == "glb" and io.format_from_path("x.splat") == "splat"
-    with pytest.raises(ConfigError, match=r"\.glb, \.ply, \.splat, \.spz, got '\.obj'"):
-        io.format_from_path("model.obj")
+    assert io.format_from_path("model.OBJ") == "obj"
+    with pytest.raises(ConfigError, match=r"\.glb, \.ply, \.splat, \.spz, \.obj, got '\.fbx'"):
+        io.format_from_path("model.fbx")
 
 
 @pytest.mark.parametrize(
     ("name", "asset"),
     [("a.glb", textured_box()), ("b.ply", textured_box()), ("c.ply", random_splats(n=8)),
-     ("d.splat", random_splats(n=8)), ("e.spz", random_splats(n=8))],
+     ("d.splat", random_splats(n=8)), ("e.spz", random_splats(n=8)), ("f.obj", textured_box())],
 )  # fmt: skip
 def test_sniffing_reads_the_content_not_the_name(tmp_path, name, asset):
     written = io.save(asset, tmp_path / name)
     expected = io.format_from_path(written)
     assert io.sniff_format(written) == expected
-    if expected != "splat":  # .splat has no magic number: only its name says what it is
+    # .splat and .obj have no magic number: only their names say what they are
+    if expected not in ("splat", "obj"):
         disguised = tmp_path / "disguised.bin"
         disguised.write_bytes(written.read_bytes())
         assert io.sniff_format(disguised) == expected
@@ -44,7 +46,7 @@ def test_sniffing_reads_the_content_not_the_name(tmp_path, name, asset):
 def test_sniffing_errors(tmp_path):
     junk = tmp_path / "junk.glb"
     junk.write_bytes(b"hello world")
-    with pytest.raises(FormatError, match="not a GLB, PLY, .splat or .spz file"):
+    with pytest.raises(FormatError, match="not a GLB, PLY, OBJ, .splat or .spz file"):
         io.load(junk)
     other_gzip = tmp_path / "x.spz"
     other_gzip.write_bytes(gzip.compress(b"just some text"))
@@ -64,12 +66,12 @@ def test_format_argument_overrides_sniffing(tmp_path):
     path = io.save(random_splats(n=4), tmp_path / "no-extension", format="splat")
     assert io.load(path, format="SPLAT").n_splats == 4
     with pytest.raises(ConfigError, match="format must be one of"):
-        io.load(path, format="obj")
+        io.load(path, format="fbx")
 
 
 def test_wrong_kind_for_a_format(tmp_path):
     with pytest.raises(
-        ConfigError, match=r"\.splat holds Gaussian splats; write a mesh as \.glb or \.ply"
+        ConfigError, match=r"\.splat holds Gaussian splats; write a mesh as \.glb or \.ply or \.obj"
     ):
         io.save(textured_box(), tmp_path / "a.splat")
     with pytest.raises(ConfigError, match=r"\.spz holds Gaussian splats; write a mesh as \.glb or"):

@@ -434,7 +434,7 @@ def convert(
     pivot: Annotated[str, typer.Option(help="center, bottom or keep.")] = "keep",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Convert between the formats (splats: ply, splat, spz, glb; meshes: glb, ply)."""
+    """Convert between the formats (splats: ply, splat, spz, glb; meshes: glb, ply, obj)."""
     from genesis3d import api
     from genesis3d.io import format_from_path
 

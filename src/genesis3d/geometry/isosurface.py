@@ -17,7 +17,6 @@ import numpy as np
 from genesis3d.errors import ExtractionError
 
 
-
 def marching_cubes_indices(
     values: np.ndarray, level: float = 0.0, *, cells: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -6,13 +6,14 @@
 | ply | .ply | Gaussian splats (INRIA 3DGS layout) or a mesh | :mod:`genesis3d.io.ply` |
 | splat | .splat | Gaussian splats (antimatter15 32-byte records) | :mod:`genesis3d.io.splat` |
 | spz | .spz | Gaussian splats (Niantic, gzip-compressed) | :mod:`genesis3d.io.spz` |
+| obj | .obj | mesh (+ .mtl material and PNG textures beside it) | :mod:`genesis3d.io.obj` |
 
 Each module has ``write_<format>(asset, path_or_stream, **options)`` and
 ``read_<format>(path_or_bytes)``. Every writer goes through
 :func:`genesis3d.io.atomic.atomic_write`. :func:`load` recognises a file by its content,
-not its extension (except .splat, which has no magic number).
+not its extension (except .splat and .obj, which have no magic number).
 
-Frames: GLB (meshes and splats), mesh PLY and .spz hold the world frame (glTF's RUB) unchanged; splat PLY and
+Frames: GLB (meshes and splats), mesh PLY, OBJ and .spz hold the world frame (glTF's RUB) unchanged; splat PLY and
 .splat hold the RDF frame of 3DGS captures, converted on write and read (see
 :mod:`genesis3d.io._splat_frame`).
 """
@@ -79,6 +80,12 @@ FORMATS: dict[str, FormatSpec] = {
             "Niantic .spz, quantised and gzip-compressed splats",
             ("version", "compression_level", "antialiased"),
         ),
+        FormatSpec(
+            "obj",
+            (".obj",),
+            ("mesh",),
+            "Wavefront OBJ text mesh, with an .mtl material and PNG textures beside it",
+        ),
     )
 }
 
@@ -114,7 +121,8 @@ def sniff_format(path: str | Path) -> str:
 
     GLB starts with ``glTF``, PLY with ``ply`` and a line end, .spz is a gzip stream whose
     content starts with ``NGSP``; .splat has no magic number and is recognised by its
-    extension and a size that is a whole number of 32-byte records.
+    extension and a size that is a whole number of 32-byte records; OBJ by its extension
+    and text content.
 
     Args:
         path: an existing file.
@@ -143,6 +151,10 @@ def sniff_format(path: str | Path) -> str:
         raise FormatError(
             f"{path} is gzip-compressed but not an .spz file (its content does not start with NGSP); decompress it and try again"
         )
+    if path.suffix.lower() == ".obj":
+        if b"\x00" not in head:
+            return "obj"
+        raise FormatError(f"{path} is not an OBJ file: it holds binary data, OBJ is text")
     if path.suffix.lower() == ".splat":
         size = path.stat().st_size
         if size % _SPLAT_RECORD_BYTES == 0:
@@ -151,7 +163,7 @@ def sniff_format(path: str | Path) -> str:
             f"{path} is not a .splat file: its size {size} is not a multiple of {_SPLAT_RECORD_BYTES} bytes (it may be truncated)"
         )
     raise FormatError(
-        f"{path} is not a GLB, PLY, .splat or .spz file (it starts with {head[:8]!r}); check the file or its extension"
+        f"{path} is not a GLB, PLY, OBJ, .splat or .spz file (it starts with {head[:8]!r}); check the file or its extension"
     )
 
 

@@ -31,8 +31,9 @@ import torch
 from PIL import Image
 
 from genesis3d.assets import MeshAsset, PBRMaterial
-from genesis3d.errors import ConfigError, InputError
+from genesis3d.errors import ConfigError, ExtractionError, InputError
 from genesis3d.geometry import frames
+from genesis3d.geometry.clean import clean_mesh
 from genesis3d.geometry.mesh_ops import vertex_normals
 from genesis3d.models.triposg import components as parts
 from genesis3d.models.triposg.extraction import ExtractionOptions, extract_mesh
@@ -61,6 +62,10 @@ class TripoSGParams:
         octree_resolution: cells per axis of the final extraction grid, a power of two
             from 32 to 1024 (512: the official 504-cell flash grid).
         faces: decimate the mesh to at most this many faces (None: keep every face).
+        clean: clean the extracted mesh with the export toolkit before any decimation:
+            weld, drop degenerate and duplicate faces and floating debris (pieces under
+            1e-5 of the area), fill small holes, orient outward (the report goes into the
+            metadata). False keeps marching cubes' surface as it is.
         extraction: "flash" (coarse to fine, default), "hierarchical" or "dense".
         tokens: latent tokens (the released model is trained on 2048).
     """
@@ -69,6 +74,7 @@ class TripoSGParams:
     guidance_scale: float = 7.0
     octree_resolution: int = 512
     faces: int | None = None
+    clean: bool = True
     extraction: Literal["flash", "hierarchical", "dense"] = "flash"
     tokens: int = 2048
 
@@ -112,11 +118,22 @@ class TripoSGParams:
                 )
             if name == "extraction":
                 values[name] = str(value)
+            elif name == "clean":
+                values[name] = _flag(name, value)
             elif name == "faces" and value in (None, -1, 0, "none"):
                 values[name] = None
             else:
                 values[name] = _number(name, value, float if name == "guidance_scale" else int)
         return cls(**values)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if str(value).strip().lower() in words:
+        return words[str(value).strip().lower()]
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _number(name: str, value: Any, kind: type) -> Any:
@@ -380,7 +397,16 @@ class TripoSGPipeline(Pipeline):
                 )
             stage.done()
 
+        cleaning = None
         with _timed(timings, "postprocess"):
+            if settings.clean:
+                cleaned = clean_mesh(vertices, faces)
+                vertices, faces, cleaning = cleaned.positions, cleaned.faces, cleaned.report
+                if not len(faces):
+                    raise ExtractionError(
+                        "cleaning left no surface (every piece was degenerate debris); "
+                        "try another seed, or -p clean=false to keep the raw surface"
+                    )
             if settings.faces is not None and len(faces) > settings.faces:
                 from genesis3d.geometry.decimate import decimate
 
@@ -393,6 +419,7 @@ class TripoSGPipeline(Pipeline):
             "guidance_scale": settings.guidance_scale,
             "octree_resolution": settings.octree_resolution,
             "extraction": settings.extraction,
+            "clean": cleaning.to_dict() if cleaning is not None else False,
         }
         mesh = MeshAsset(
             positions=world,

@@ -42,14 +42,14 @@ def _run_cli(args, capsys):
     return stop.value.code, capsys.readouterr()
 
 
-def test_generate_cli_writes_a_valid_glb_and_a_ply(
+def test_generate_cli_writes_a_valid_glb_a_ply_and_an_obj(
     tiny_triposg, picture, tmp_path, capsys, gltf_validator
 ):
     out = tmp_path / "out"
     code, captured = _run_cli(
         ["generate", str(picture), "--model", "triposg", "--weights", str(tiny_triposg),
          "--steps", "2", "--cfg", "7", "--octree-resolution", "32", "--faces", "600",
-         "--seed", "7", "-p", f"tokens={TINY_TOKENS}", "-f", "glb,ply", "-o", str(out),
+         "--seed", "7", "-p", f"tokens={TINY_TOKENS}", "-f", "glb,ply,obj", "-o", str(out),
          "--device", "cpu", "--json"],
         capsys,
     )  # fmt: skip
@@ -64,6 +64,8 @@ def test_generate_cli_writes_a_valid_glb_and_a_ply(
     assert mesh.material.base_color_texture is None  # untextured, neutral material
     ply = io.load(out / f"{picture.stem}.ply")
     assert ply.n_faces == mesh.n_faces
+    obj = io.load(out / f"{picture.stem}.obj")
+    assert obj.n_faces == mesh.n_faces and (out / f"{picture.stem}.mtl").is_file()
 
 
 def test_same_seed_same_mesh_other_seed_other_mesh(pipeline, picture):
@@ -78,6 +80,18 @@ def test_same_seed_same_mesh_other_seed_other_mesh(pipeline, picture):
     # Inside the sampled cube, in the world frame (TripoSG's frame is already Y up, +Z front).
     assert np.abs(first.positions).max() <= 1.005 + 1e-6
     assert first.metadata["model"] == "triposg" and first.metadata["seed"] == 3
+
+
+def test_the_mesh_is_cleaned_through_the_export_toolkit_unless_asked_not_to(pipeline, picture):
+    from genesis3d.geometry.measure import mesh_health
+
+    cleaned = pipeline(picture, seed=3, **TINY).mesh
+    raw = pipeline(picture, seed=3, clean=False, **TINY).mesh
+    report = cleaned.metadata["clean"]
+    assert raw.metadata["clean"] is False
+    assert report["faces_in"] == raw.n_faces and report["faces_out"] == cleaned.n_faces
+    health = mesh_health(cleaned.positions, cleaned.faces)
+    assert health.degenerate_faces == 0
 
 
 def test_offload_gives_the_same_mesh(tiny_triposg, pipeline, picture):
@@ -101,8 +115,11 @@ def test_parameters_are_validated():
         TripoSGParams.parse({"octree_resolution": 500})
     with pytest.raises(ConfigError, match="no parameter 'gaussians'"):
         TripoSGParams.parse({"gaussians": 32768})
-    parsed = TripoSGParams.parse({"cfg": "5", "steps": "20", "faces": -1})
+    parsed = TripoSGParams.parse({"cfg": "5", "steps": "20", "faces": -1, "clean": "false"})
     assert parsed.guidance_scale == 5.0 and parsed.steps == 20 and parsed.faces is None
+    assert parsed.clean is False and TripoSGParams().clean is True
+    with pytest.raises(ConfigError, match="clean must be true or false"):
+        TripoSGParams.parse({"clean": "maybe"})
     assert TripoSGParams().extraction_options.octree_depth == 9
 
 
