@@ -18,8 +18,8 @@ INFLATE, TRIPOSPLAT, TRIPOSG = FAMILIES["inflate"], FAMILIES["triposplat"], FAMI
 def test_formats_repeated_and_comma_separated():
     assert parse_formats(["glb,ply", ".spz", "GLB"]) == ["glb", "ply", "spz"]
     assert parse_formats(None) == []
-    with pytest.raises(ConfigError, match="got 'obj'"):
-        parse_formats(["obj"])
+    with pytest.raises(ConfigError, match="got 'fbx'"):
+        parse_formats(["fbx"])
 
 
 def test_params_are_literals_or_text():
@@ -61,7 +61,7 @@ def test_single_file_name_gives_format_and_stem():
     with pytest.raises(ConfigError, match="make them agree"):
         plan_outputs([Path("chair.png")], Path("prop.glb"), ["ply"], INFLATE)
     with pytest.raises(ConfigError, match="unknown extension"):
-        plan_outputs([Path("chair.png")], Path("prop.obj"), [], INFLATE)
+        plan_outputs([Path("chair.png")], Path("prop.fbx"), [], INFLATE)
 
 
 def test_folders_expand_to_their_pictures(tmp_path):

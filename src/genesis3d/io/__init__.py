@@ -46,6 +46,8 @@ class FormatSpec:
             model that makes both first.
         description: one line for help texts.
         options: keyword options its writer accepts.
+        sidecars: written to a path, it also writes files beside it (OBJ's .mtl and
+            textures), so it is not one downloadable file.
     """
 
     name: str
@@ -53,6 +55,7 @@ class FormatSpec:
     kinds: tuple[AssetKind, ...]
     description: str
     options: tuple[str, ...] = ()
+    sidecars: bool = False
 
 
 FORMATS: dict[str, FormatSpec] = {
@@ -85,6 +88,7 @@ FORMATS: dict[str, FormatSpec] = {
             (".obj",),
             ("mesh",),
             "Wavefront OBJ text mesh, with an .mtl material and PNG textures beside it",
+            sidecars=True,
         ),
     )
 }

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genesis3d.errors import GenesisError, UnknownModelError
+from genesis3d.server.fast_status import FastJobStatus
 from genesis3d.server.pool import WorkerPool
 from genesis3d.server.settings import Settings
 from genesis3d.server.snapshots import JobSnapshots
@@ -106,6 +107,8 @@ def create_app(
     studio_files = StudioFiles(static_dir)
     app.mount("/", studio_files, name="studio")
 
+    # Innermost of the middlewares: CORS, when set, still wraps its answers.
+    app.add_middleware(FastJobStatus, snapshots=snapshots, token=settings.token)
     app.add_middleware(
         UploadSizeLimit,
         path=UPLOAD_PATH,

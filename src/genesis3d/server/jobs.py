@@ -20,12 +20,20 @@ def plan_artifacts(family: ModelFamily, formats: list[str]) -> list[tuple[str, s
         formats = ["glb" if family.task == "mesh" else "ply"]
     plan: list[tuple[str, str, str]] = []
     for fmt in dict.fromkeys(formats):
-        if fmt not in FORMATS:
-            raise ConfigError(f"formats must be among {', '.join(FORMATS)}, got {fmt!r}")
+        if fmt not in FORMATS or FORMATS[fmt].sidecars:
+            served = [name for name, spec in FORMATS.items() if not spec.sidecars]
+            several = [name for name, spec in FORMATS.items() if spec.sidecars]
+            raise ConfigError(
+                f"formats must be among {', '.join(served)}, got {fmt!r} ("
+                f"{', '.join(several)} write several files: convert a GLB with "
+                "`genesis3d convert mesh.glb mesh.obj`)"
+            )
         kinds = [kind for kind in FORMATS[fmt].kinds if kind in family.outputs]
         if not kinds:
             fitting = [
-                name for name, spec in FORMATS.items() if set(spec.kinds) & set(family.outputs)
+                name
+                for name, spec in FORMATS.items()
+                if set(spec.kinds) & set(family.outputs) and not spec.sidecars
             ]
             raise ConfigError(
                 f"{family.name} makes {' and '.join(family.outputs)}, which .{fmt} cannot hold; "

@@ -6,7 +6,6 @@ import asyncio
 import functools
 import json
 import math
-import secrets
 import time
 from typing import Annotated, Any, Literal
 
@@ -19,6 +18,7 @@ from genesis3d import api
 from genesis3d.errors import ConfigError
 from genesis3d.io import FORMATS
 from genesis3d.registry import FAMILIES, availability, get_family, is_implemented
+from genesis3d.server.fast_status import token_accepted
 from genesis3d.server.jobs import plan_artifacts
 from genesis3d.server.schemas import ErrorResponse, Health, JobList, JobOut, ModelOut, WorkerOut
 from genesis3d.server.settings import Settings
@@ -43,13 +43,12 @@ async def require_token(
     """Refuse requests without the bearer token when the server has one (any host but loopback).
 
     ``async`` because it only compares strings: a plain ``def`` dependency would cost every
-    request a trip through the thread pool.
+    request a trip through the thread pool. ``credentials`` declares the scheme for the
+    API docs; the check reads the header through :func:`token_accepted`, the one the
+    status fast path (:mod:`genesis3d.server.fast_status`) uses too.
     """
     token = request.app.state.settings.token
-    if token is None:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    if not secrets.compare_digest(given.encode(), token.encode()):
+    if not token_accepted(token, request.headers.get("authorization")):
         raise HTTPException(
             401,
             "this server needs `Authorization: Bearer TOKEN`; the token was printed on its first "
@@ -137,7 +136,9 @@ def models(request: Request) -> list[ModelOut]:
                 task=family.task,
                 outputs=list(family.outputs),
                 formats=[
-                    name for name, spec in FORMATS.items() if set(spec.kinds) & set(family.outputs)
+                    name
+                    for name, spec in FORMATS.items()
+                    if set(spec.kinds) & set(family.outputs) and not spec.sidecars
                 ],
                 license=family.license,
                 available=status.available,
