@@ -204,6 +204,16 @@ def _job(row: Any) -> Job:
     return Job(**row._asdict())
 
 
+def _unleased(now: float) -> dict[str, Any]:
+    """Column values of a job no worker holds any more (written at ``now``)."""
+    return {"worker": None, "lease_expires": None, "updated_at": now}
+
+
+def _back_in_queue(now: float) -> dict[str, Any]:
+    """Column values of a job handed back to the queue, its progress reset."""
+    return {"status": "queued", "stage": None, "step": 0, "total": 0, **_unleased(now)}
+
+
 class JobStore:
     """Every read and write of jobs; safe to use from many threads and processes."""
 
@@ -403,13 +413,7 @@ class JobStore:
             cancelled = connection.execute(
                 update(JobRow)
                 .where(*expired, JobRow.cancel_requested.is_(True))
-                .values(
-                    status="cancelled",
-                    worker=None,
-                    lease_expires=None,
-                    finished_at=now,
-                    updated_at=now,
-                )
+                .values(status="cancelled", finished_at=now, **_unleased(now))
             ).rowcount
             failed = connection.execute(
                 update(JobRow)
@@ -422,24 +426,12 @@ class JobStore:
                         "every attempt, so the job was given up; retry it, or use smaller "
                         "parameters or a device with more memory"
                     ),
-                    worker=None,
-                    lease_expires=None,
                     finished_at=now,
-                    updated_at=now,
+                    **_unleased(now),
                 )
             ).rowcount
             requeued = connection.execute(
-                update(JobRow)
-                .where(*expired)
-                .values(
-                    status="queued",
-                    stage=None,
-                    step=0,
-                    total=0,
-                    worker=None,
-                    lease_expires=None,
-                    updated_at=now,
-                )
+                update(JobRow).where(*expired).values(**_back_in_queue(now))
             ).rowcount
         if cancelled or failed or requeued:
             logger.warning(
@@ -550,11 +542,9 @@ class JobStore:
                         error_type=error_type,
                         timings=timings or {},
                         artifacts=artifacts or [],
-                        worker=None,
-                        lease_expires=None,
                         finished_at=now,
-                        updated_at=now,
                         stage="done" if status == "completed" else job.stage,
+                        **_unleased(now),
                     )
                 ).rowcount
             )
@@ -567,17 +557,7 @@ class JobStore:
                 connection.execute(
                     update(JobRow)
                     .where(*self._mine(job.id, worker, job.attempts))
-                    .values(
-                        status="queued",
-                        attempts=JobRow.attempts - 1,
-                        worker=None,
-                        lease_expires=None,
-                        stage=None,
-                        step=0,
-                        total=0,
-                        started_at=None,
-                        updated_at=now,
-                    )
+                    .values(attempts=JobRow.attempts - 1, started_at=None, **_back_in_queue(now))
                 ).rowcount
             )
 
