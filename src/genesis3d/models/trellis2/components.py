@@ -191,7 +191,10 @@ def locate(root: Path, path: str, suffixes: tuple[str, ...], *, download: bool =
     if all(Path(f"{local}{suffix}").is_file() for suffix in suffixes):
         return local
     parts = path.split("/")
-    if len(parts) < 2:
+    # ``owner/repo/sub/path`` names a file of another repository; ``owner/repo`` with
+    # "/file" suffixes names a whole repository; anything else belongs to this folder.
+    from_hub = len(parts) >= 3 or (len(parts) == 2 and all(s.startswith("/") for s in suffixes))
+    if not from_hub:
         raise WeightsError(
             f"{', '.join(path + s for s in suffixes)} not found in {root}; the folder is incomplete, "
             "download the official TRELLIS.2 layout again (`genesis3d models pull trellis2`)"
