@@ -122,7 +122,6 @@ class PipelineConfig:
     tex_normalization: Normalization
     image_encoder: str
     background_removal: str
-    default_pipeline_type: str
 
     @classmethod
     def read(cls, root: Path) -> PipelineConfig:
@@ -153,7 +152,6 @@ class PipelineConfig:
                 tex_normalization=_normalization(args["tex_slat_normalization"]),
                 image_encoder=str(args[IMAGE_ENCODER]["args"]["model_name"]),
                 background_removal=str(args[BACKGROUND_REMOVAL]["args"]["model_name"]),
-                default_pipeline_type=str(args.get("default_pipeline_type", "1024_cascade")),
             )
         except (KeyError, TypeError) as error:
             raise WeightsError(

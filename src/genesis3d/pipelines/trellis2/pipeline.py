@@ -1,209 +1,47 @@
-"""TRELLIS.2 (Microsoft, MIT): one picture -> a textured PBR mesh through sparse voxel latents.
-
-Steps of a call (spec sections 1.2-1.9; the pipeline types are in :data:`PIPELINE_TYPES`):
-  1. prepare the picture: its own alpha when it has one (any pixel below 255), else a
-     BiRefNet matte; at most 1024 px; a square crop around the pixels with alpha > 204;
-     colour premultiplied onto black;
-  2. condition: DINOv3 ViT-L/16 tokens at 512 px (and 1024 px unless the type is ``512``),
-     all 1029 / 4101 tokens after a non-affine LayerNorm; the negative is all zeros;
-  3. sample the sparse structure (dense 16^3 flow, then the occupancy decoder) on a 32^3 or
-     64^3 latent grid;
-  4. sample the shape latent on those voxels; a cascade samples it at 512 first, subdivides
-     it with the shape decoder and samples again on the finer grid (1024, or 1536 lowered
-     by 128 at a time while the latent holds ``max_tokens`` voxels or more);
-  5. sample the texture latent given the normalised shape latent;
-  6. decode: the shape decoder's voxels become a flexible-dual-grid mesh, the texture
-     decoder follows its subdivisions to PBR voxels (base colour, metallic, roughness,
-     alpha); small holes are filled;
-  7. export: clean, decimate to ``faces``, unwrap, bake the voxels' PBR attributes
-     (trilinear over existing voxels) into ``texture_size`` textures, and map TRELLIS.2's
-     Z-up frame to the world frame (:data:`genesis3d.geometry.frames.TRELLIS2_TO_WORLD`).
-
-Samplers, latent normalisations and the image encoder come from the folder's
-``pipeline.json``. Every noise tensor is drawn on the CPU from one ``torch.Generator``
-seeded with the call's seed, in the official order (structure, shape, cascade shape,
-texture), then moved to the device: the same seed gives the same noise on every device.
-"""
+"""The TRELLIS.2 image-to-3D pipeline: the steps listed in :mod:`genesis3d.pipelines.trellis2`."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from genesis3d.assets import MeshAsset
 from genesis3d.errors import ConfigError, ExtractionError, InputError
 from genesis3d.geometry import frames
 from genesis3d.geometry.attributes import SparseVoxelAttributes
 from genesis3d.geometry.bake import PBRChannels
 from genesis3d.geometry.export import ExportOptions, postprocess
 from genesis3d.geometry.holes import fill_holes
-from genesis3d.geometry.uv import check_texture_size
 from genesis3d.models.trellis2 import components as parts
 from genesis3d.models.trellis2.dual_grid import flexible_dual_grid_to_mesh
 from genesis3d.models.trellis2.sampling import SamplerSettings, sample_dense, sample_sparse
-from genesis3d.models.trellis2.structure import (
-    MAX_CASCADE_TOKENS,
-    cascade_coords,
-    occupancy_coords,
-)
-from genesis3d.nn.dinov3 import IMAGENET_MEAN, IMAGENET_STD
+from genesis3d.models.trellis2.structure import cascade_coords, occupancy_coords
 from genesis3d.nn.sparse.tensor import SparseTensor
-from genesis3d.pipelines.base import Generation, OutputKind, Pipeline
+from genesis3d.pipelines.base import Generation, OutputKind, Pipeline, timed
+from genesis3d.pipelines.trellis2.params import (
+    PIPELINE_TYPES,
+    Trellis2Params,
+    crop_to_object,
+    dinov3_pixels,
+    networks,
+    shrink,
+)
 from genesis3d.preprocess import load_image
 from genesis3d.preprocess.matte import remove_background
 from genesis3d.progress import ProgressCallback, StageReporter
 
 logger = logging.getLogger(__name__)
 
-PipelineType = Literal["512", "1024", "1024_cascade", "1536_cascade"]
-#: type -> (structure grid, output resolution, whether the shape is sampled in two passes)
-PIPELINE_TYPES: dict[str, tuple[int, int, bool]] = {
-    "512": (32, 512, False),
-    "1024": (64, 1024, False),
-    "1024_cascade": (32, 1024, True),
-    "1536_cascade": (32, 1536, True),
-}
-#: what ``--resolution`` means, as in the official web demo
-RESOLUTION_TYPES = {512: "512", 1024: "1024_cascade", 1536: "1536_cascade"}
-MAX_SIDE = 1024
-ALPHA_THRESHOLD = 0.8 * 255
+AABB = ((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5))
 #: longest hole filled after decoding, in the [-0.5, 0.5]^3 cube (cumesh's fill_holes)
 MAX_HOLE_PERIMETER = 0.03
-AABB = ((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5))
-
-
-@dataclass(frozen=True)
-class Trellis2Params:
-    """Parameters of a TRELLIS.2 call (defaults: the official pipeline and web demo).
-
-    Attributes:
-        pipeline_type: "512", "1024", "1024_cascade" or "1536_cascade" (``resolution``
-            512, 1024 and 1536 choose "512", "1024_cascade" and "1536_cascade").
-        steps: Euler steps of every sampler (None: pipeline.json's, 12 each).
-        faces: decimate the mesh to at most this many faces.
-        texture_size: side of the PBR textures, a power of two from 256 to 8192.
-        max_tokens: the 1536 cascade lowers its resolution until the latent holds fewer
-            voxels than this.
-    """
-
-    pipeline_type: PipelineType = "1024_cascade"
-    steps: int | None = None
-    faces: int = 500_000
-    texture_size: int = 2048
-    max_tokens: int = MAX_CASCADE_TOKENS
-
-    def __post_init__(self) -> None:
-        if self.pipeline_type not in PIPELINE_TYPES:
-            raise ConfigError(
-                f"pipeline_type must be one of {', '.join(PIPELINE_TYPES)}, got {self.pipeline_type!r}"
-            )
-        if self.steps is not None and not 1 <= self.steps <= 200:
-            raise ConfigError(f"steps must be between 1 and 200, got {self.steps}")
-        if self.faces < 4:
-            raise ConfigError(f"faces must be at least 4 (e.g. 500000), got {self.faces}")
-        check_texture_size(self.texture_size)
-        if self.max_tokens < 1:
-            raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
-
-    @property
-    def resolution(self) -> int:
-        return PIPELINE_TYPES[self.pipeline_type][1]
-
-    @classmethod
-    def parse(cls, params: dict[str, Any]) -> Trellis2Params:
-        names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in params.items():
-            if key == "resolution":
-                number = _whole("resolution", value)
-                if number not in RESOLUTION_TYPES:
-                    raise ConfigError(f"resolution must be 512, 1024 or 1536, got {value!r}")
-                values["pipeline_type"] = RESOLUTION_TYPES[number]
-            elif key not in names:
-                raise ConfigError(
-                    f"trellis2 has no parameter {key!r}; it takes resolution, {', '.join(sorted(names))}"
-                )
-            elif key == "pipeline_type":
-                values[key] = str(value)
-            elif key == "steps" and value in (None, "none"):
-                values[key] = None
-            else:
-                values[key] = _whole(key, value)
-        return cls(**values)
-
-
-def _whole(name: str, value: Any) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from error
-    if number != int(number):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
-    return int(number)
-
-
-# ----------------------------------------------------------------------- step 1: picture
-
-
-def crop_to_object(rgba: np.ndarray) -> np.ndarray:
-    """The official crop (spec 1.2 steps 4-5) of a matted picture.
-
-    The box is the square of side max(w, h) (no margin) centred on the pixels with alpha
-    > 204; parts outside the picture are transparent black. Colour is premultiplied by
-    alpha with truncation.
-
-    Args:
-        rgba: (H, W, 4) uint8 straight alpha.
-
-    Returns:
-        (S, S, 4) uint8: premultiplied colour and the alpha.
-
-    Raises:
-        InputError: no pixel has alpha above 204.
-    """
-    ys, xs = np.nonzero(rgba[..., 3] > ALPHA_THRESHOLD)
-    if len(xs) == 0:
-        raise InputError(
-            "the picture has no object (no pixel with alpha above 80%); check the picture "
-            "or choose another --bg backend"
-        )
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half = max(x1 - x0, y1 - y0) // 2
-    cropped = Image.fromarray(rgba, "RGBA").crop((cx - half, cy - half, cx + half, cy + half))
-    pixels = np.asarray(cropped).astype(np.float32) / 255
-    rgb = (pixels[..., :3] * pixels[..., 3:4] * 255).astype(np.uint8)
-    return np.dstack([rgb, np.asarray(cropped)[..., 3]])
-
-
-def shrink(rgba: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
-    """Lanczos resize so the longest side is at most ``max_side`` (sizes truncated)."""
-    height, width = rgba.shape[:2]
-    if max(height, width) <= max_side:
-        return rgba
-    scale = max_side / max(height, width)
-    size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    mode = "RGBA" if rgba.shape[2] == 4 else "RGB"
-    return np.asarray(Image.fromarray(rgba, mode).resize(size, Image.Resampling.LANCZOS))
-
-
-def dinov3_pixels(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """(S, S, 3) uint8 -> (1, 3, size, size) float32, Lanczos-resized, ImageNet-normalised."""
-    image = Image.fromarray(rgb, "RGB").resize((size, size), Image.Resampling.LANCZOS)
-    pixels = torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (pixels - mean) / std
 
 
 # ----------------------------------------------------------------------- the pipeline
@@ -251,10 +89,11 @@ class Trellis2ImageTo3DPipeline(Pipeline):
             dtype: None/"auto" (bfloat16 flow blocks and float16 decoder blocks on CUDA and
                 MPS, float32 on the CPU) or one dtype for the blocks of every network.
             offload: "none" keeps each network on the device once loaded (the ones the
-                default type uses are loaded now); "model" loads each one for its stage only.
+                default type, ``1024_cascade``, uses are loaded now); "model" loads each one
+                for its stage only.
         """
         store = parts.Trellis2Components(Path(folder), device=device, dtype=dtype, offload=offload)
-        store.load_required(_networks(store.config.default_pipeline_type))
+        store.load_required(networks(Trellis2Params().pipeline_type))
         return cls(store)
 
     @staticmethod
@@ -295,12 +134,12 @@ class Trellis2ImageTo3DPipeline(Pipeline):
         generator = torch.Generator("cpu").manual_seed(int(seed))
         timings: dict[str, float] = {}
 
-        with _timed(timings, "preprocess"):
+        with timed(timings, "preprocess"):
             stage = StageReporter(progress, "preprocess").start()
             condition = self._prepare(image, background)
             stage.done()
 
-        with _timed(timings, "condition"), torch.inference_mode():
+        with timed(timings, "condition"), torch.inference_mode():
             sizes = (512,) if settings.pipeline_type == "512" else (512, 1024)
             stage = StageReporter(progress, "condition", len(sizes)).start()
             conds = {}
@@ -313,9 +152,9 @@ class Trellis2ImageTo3DPipeline(Pipeline):
 
         with torch.inference_mode():
             latents = self._sample(settings, conds, generator, timings, progress)
-        with _timed(timings, "decode"), torch.inference_mode():
+        with timed(timings, "decode"), torch.inference_mode():
             positions, faces, source = self._decode(latents, progress)
-        with _timed(timings, "export"):
+        with timed(timings, "export"):
             mesh = self._export(positions, faces, source, settings, progress)
         mesh.metadata.update(
             {
@@ -369,7 +208,7 @@ class Trellis2ImageTo3DPipeline(Pipeline):
         shape_sampler = self.sampler("shape_slat_sampler", steps)
         shape_norm = self.config.shape_normalization
 
-        with _timed(timings, "structure"):
+        with timed(timings, "structure"):
             stage = StageReporter(progress, "structure", structure.steps).start()
             with self.store.use("sparse_structure_flow_model") as flow:
                 size = flow.config.resolution
@@ -387,7 +226,7 @@ class Trellis2ImageTo3DPipeline(Pipeline):
                 )
 
         first = "shape_slat_flow_model_512" if grid == 32 else "shape_slat_flow_model_1024"
-        with _timed(timings, "shape"):
+        with timed(timings, "shape"):
             passes = 2 if cascade else 1
             stage = StageReporter(progress, "shape", passes * shape_sampler.steps).start()
             latent_shape = self._shape_pass(
@@ -415,7 +254,7 @@ class Trellis2ImageTo3DPipeline(Pipeline):
             else "tex_slat_flow_model_1024"
         )
         texture = self.sampler("tex_slat_sampler", steps)
-        with _timed(timings, "texture"):
+        with timed(timings, "texture"):
             stage = StageReporter(progress, "texture", texture.steps).start()
             with self.store.use(tex_name) as flow:
                 normalized = shape_norm.normalize(latent_shape)
@@ -494,7 +333,7 @@ class Trellis2ImageTo3DPipeline(Pipeline):
         source: SparseVoxelAttributes,
         settings: Trellis2Params,
         progress: ProgressCallback | None,
-    ):
+    ) -> MeshAsset:
         # The dual grid's winding follows a fixed vertex order, not the inside (spec 4.1):
         # the material is double-sided, as the official export without remeshing.
         options = ExportOptions(
@@ -515,43 +354,4 @@ class Trellis2ImageTo3DPipeline(Pipeline):
         return dataclasses.replace(mesh, positions=world, normals=normals)
 
 
-def _networks(pipeline_type: str) -> tuple[str, ...]:
-    """The networks a pipeline type runs."""
-    _, _, cascade = PIPELINE_TYPES.get(pipeline_type, PIPELINE_TYPES["1024_cascade"])
-    names = [
-        "sparse_structure_flow_model",
-        "sparse_structure_decoder",
-        "shape_slat_decoder",
-        "tex_slat_decoder",
-        parts.IMAGE_ENCODER,
-    ]
-    if pipeline_type == "512":
-        names += ["shape_slat_flow_model_512", "tex_slat_flow_model_512"]
-    elif cascade:
-        names += [
-            "shape_slat_flow_model_512",
-            "shape_slat_flow_model_1024",
-            "tex_slat_flow_model_1024",
-        ]
-    else:
-        names += ["shape_slat_flow_model_1024", "tex_slat_flow_model_1024"]
-    return tuple(names)
-
-
-@contextlib.contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = time.perf_counter() - start
-
-
-__all__ = [
-    "PIPELINE_TYPES",
-    "Trellis2ImageTo3DPipeline",
-    "Trellis2Params",
-    "crop_to_object",
-    "dinov3_pixels",
-    "shrink",
-]
+__all__ = ["Trellis2ImageTo3DPipeline"]
