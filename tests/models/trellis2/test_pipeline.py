@@ -192,3 +192,18 @@ def test_crop_is_a_square_around_the_opaque_pixels_premultiplied():
     assert crop_to_object(half)[20, 20, 0] == int(200 / 255 * 230 / 255 * 255)
     with pytest.raises(InputError, match="no object"):
         crop_to_object(np.zeros((10, 10, 4), np.uint8))
+
+
+def test_the_official_matte_resamples_with_pil_and_agrees_with_the_tensor_one(tmp_path):
+    from genesis3d.models.birefnet import load_birefnet, predict_alpha
+    from genesis3d.pipelines.trellis2.params import birefnet_matte
+    from tests.support.triposplat import write_tiny_birefnet
+
+    model = load_birefnet(write_tiny_birefnet(tmp_path, dtype=torch.float32))
+    ys, xs = np.mgrid[0:70, 0:90]
+    rgb = np.stack([xs * 2, ys * 3, (xs + ys)], axis=-1).astype(np.uint8)  # smooth
+    matte = birefnet_matte(model, rgb, size=64)
+    assert matte.shape == (70, 90) and matte.dtype == np.uint8
+    reference = predict_alpha(model, rgb, size=64).astype(np.float64)
+    # Same network, other resampling: strongly correlated, not equal.
+    assert np.corrcoef(matte.ravel(), reference.ravel())[0, 1] > 0.8

@@ -144,6 +144,33 @@ def shrink(rgba: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     return np.asarray(Image.fromarray(rgba, mode).resize(size, Image.Resampling.LANCZOS))
 
 
+def birefnet_matte(model: torch.nn.Module, rgb: np.ndarray, size: int = 1024) -> np.ndarray:
+    """Alpha of an RGB picture as the official TRELLIS.2 wrapper computes it (spec 1.2 step 3).
+
+    PIL bilinear resize to ``size`` x ``size``, ImageNet normalisation, the sigmoid of the
+    model's final logits truncated to uint8, then PIL's default (bicubic) resize back. (The
+    TripoSplat and TripoSG wrappers resize with tensors instead; see
+    :func:`genesis3d.models.birefnet.predict_alpha`.)
+
+    Args:
+        model: a BiRefNet in eval mode.
+        rgb: (H, W, 3) uint8.
+
+    Returns:
+        (H, W) uint8 alpha.
+    """
+    weight = next(model.parameters())
+    image = Image.fromarray(rgb, "RGB").resize((size, size), Image.Resampling.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        logits = model(((pixels - mean) / std).to(weight.device, weight.dtype))
+    matte = (torch.sigmoid(logits.float())[0, 0] * 255).to(torch.uint8).cpu().numpy()
+    height, width = rgb.shape[:2]
+    return np.asarray(Image.fromarray(matte, "L").resize((width, height), Image.Resampling.BICUBIC))
+
+
 def dinov3_pixels(rgb: np.ndarray, size: int) -> torch.Tensor:
     """(S, S, 3) uint8 -> (1, 3, size, size) float32, Lanczos-resized, ImageNet-normalised."""
     image = Image.fromarray(rgb, "RGB").resize((size, size), Image.Resampling.LANCZOS)
@@ -180,6 +207,7 @@ __all__ = [
     "PIPELINE_TYPES",
     "RESOLUTION_TYPES",
     "Trellis2Params",
+    "birefnet_matte",
     "crop_to_object",
     "dinov3_pixels",
     "networks",

@@ -28,6 +28,7 @@ from genesis3d.pipelines.base import Generation, OutputKind, Pipeline, timed
 from genesis3d.pipelines.trellis2.params import (
     PIPELINE_TYPES,
     Trellis2Params,
+    birefnet_matte,
     crop_to_object,
     dinov3_pixels,
     networks,
@@ -182,11 +183,9 @@ class Trellis2ImageTo3DPipeline(Pipeline):
         if backend == "alpha":
             rgba = shrink(np.dstack([picture.rgb, picture.alpha]))
         elif backend == "birefnet":
-            from genesis3d.models.birefnet import predict_alpha
-
             rgb = shrink(picture.rgb)
-            with torch.inference_mode(), self.store.use(parts.BACKGROUND_REMOVAL) as birefnet:
-                rgba = np.dstack([rgb, predict_alpha(birefnet, rgb)])
+            with self.store.use(parts.BACKGROUND_REMOVAL) as birefnet:
+                rgba = np.dstack([rgb, birefnet_matte(birefnet, rgb)])
         else:
             rgba = shrink(remove_background(picture, backend))
         return crop_to_object(rgba)
