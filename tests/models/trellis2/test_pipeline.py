@@ -206,4 +206,4 @@ def test_the_official_matte_resamples_with_pil_and_agrees_with_the_tensor_one(tm
     assert matte.shape == (70, 90) and matte.dtype == np.uint8
     reference = predict_alpha(model, rgb, size=64).astype(np.float64)
     # Same network, other resampling: strongly correlated, not equal.
-    assert np.corrcoef(matte.ravel(), reference.ravel())[0, 1] > 0.8
+    assert np.corrcoef(matte.ravel(), reference.ravel())[0, 1] > 0.95
