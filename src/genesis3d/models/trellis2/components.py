@@ -180,7 +180,7 @@ def locate(root: Path, path: str, suffixes: tuple[str, ...], *, download: bool =
         root: the weights folder.
         path: a path without extension as ``pipeline.json`` gives it, or ``owner/repo/sub``.
         suffixes: the files needed, appended to ``path`` (".json", ".safetensors", "/x").
-        download: fetch from the Hub when not local (False: only local and cached copies).
+        download: fetch from the Hub when not local (False: local files or the Hub cache only).
 
     Returns:
         ``base`` such that ``base + suffix`` are the files.
@@ -200,7 +200,16 @@ def locate(root: Path, path: str, suffixes: tuple[str, ...], *, download: bool =
     repo, inner = "/".join(parts[:2]), "/".join(parts[2:])
     files = [f"{inner}{suffix}".lstrip("/") for suffix in suffixes]
     if not download:
-        raise WeightsError(f"{path} is neither in {root} nor downloaded")
+        from huggingface_hub import try_to_load_from_cache
+
+        hits = [try_to_load_from_cache(repo, name) for name in files]
+        if not all(isinstance(hit, str) for hit in hits):
+            raise WeightsError(
+                f"{path} is neither in {root} nor in the Hugging Face cache; it is downloaded "
+                f"from {repo} on first use"
+            )
+        snapshot = Path(hits[0]).parents[len(Path(files[0]).parts) - 1]
+        return snapshot / inner if inner else snapshot
     from genesis3d.weights.hub import pull
 
     logger.info("%s is not in %s; taking it from the Hub repository %s", path, root, repo)
@@ -254,6 +263,14 @@ class Trellis2Components(ComponentStore):
         parse_dtype(dtype)  # refuse a bad dtype before loading anything
         self.dtype = dtype
         self.config = PipelineConfig.read(self.root)
+        self._located: dict[tuple[str, tuple[str, ...]], Path] = {}
+
+    def _locate(self, path: str, suffixes: tuple[str, ...]) -> Path:
+        """:func:`locate`, once per file set (a Hub lookup is not repeated per stage)."""
+        key = (path, suffixes)
+        if key not in self._located:
+            self._located[key] = locate(self.root, path, suffixes)
+        return self._located[key]
 
     def load(self, name: str) -> nn.Module:
         if name == IMAGE_ENCODER:
@@ -262,7 +279,7 @@ class Trellis2Components(ComponentStore):
             return self._load_birefnet()
         if name not in NETWORKS:
             raise KeyError(name)
-        base = locate(self.root, self.config.models[name], (".json", ".safetensors"))
+        base = self._locate(self.config.models[name], (".json", ".safetensors"))
         config_path, weights = Path(f"{base}.json"), Path(f"{base}.safetensors")
         with torch.device("meta"):
             module = _build(name, read_json(config_path), config_path)
@@ -290,7 +307,7 @@ class Trellis2Components(ComponentStore):
     def _load_dinov3(self) -> nn.Module:
         from genesis3d.nn.dinov3 import build_dinov3
 
-        base = locate(self.root, self.config.image_encoder, ("/model.safetensors",))
+        base = self._locate(self.config.image_encoder, ("/model.safetensors",))
         path = Path(f"{base}/model.safetensors")
         header = read_header(path)
         with torch.device("meta"):
@@ -305,7 +322,7 @@ class Trellis2Components(ComponentStore):
 
         path = self.root / BIREFNET_FILE
         if not path.is_file():
-            base = locate(self.root, self.config.background_removal, ("/model.safetensors",))
+            base = self._locate(self.config.background_removal, ("/model.safetensors",))
             path = Path(f"{base}/model.safetensors")
         asked = parse_dtype(self.dtype)
         dtype = asked or (torch.float16 if self.device.type == "cuda" else torch.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -94,7 +95,7 @@ def _whole(name: str, value: Any) -> int:
         number = float(value)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from error
-    if number != int(number):
+    if not math.isfinite(number) or number != int(number):
         raise ConfigError(f"{name} must be a whole number, got {value!r}")
     return int(number)
 
