@@ -207,3 +207,16 @@ def test_the_official_matte_resamples_with_pil_and_agrees_with_the_tensor_one(tm
     reference = predict_alpha(model, rgb, size=64).astype(np.float64)
     # Same network, other resampling: strongly correlated, not equal.
     assert np.corrcoef(matte.ravel(), reference.ravel())[0, 1] > 0.95
+
+
+def test_progress_reports_every_stage_and_step(pipeline, picture):
+    events = []
+    pipeline(picture, seed=3, pipeline_type="1024_cascade", progress=events.append, **TINY)
+    totals = {event.stage: event.total for event in events}
+    steps = TINY["steps"]
+    assert totals["condition"] == 2  # DINOv3 at 512 and 1024 px
+    assert totals["structure"] == steps and totals["texture"] == steps
+    assert totals["shape"] == 2 * steps  # the cascade's two passes
+    shape_steps = [event.step for event in events if event.stage == "shape"]
+    assert shape_steps == list(range(2 * steps + 1))
+    assert {"decode", "clean", "uv", "bake"} <= set(totals)
