@@ -63,3 +63,11 @@ def tiny_triposg(tmp_path_factory) -> Path:
     from tests.support.triposg import write_tiny_triposg
 
     return write_tiny_triposg(tmp_path_factory.mktemp("triposg") / "TripoSG")
+
+
+@pytest.fixture(scope="session")
+def tiny_trellis2(tmp_path_factory) -> Path:
+    """A tiny TRELLIS.2 folder in the official layout (pipeline.json + ckpts/, seeded weights)."""
+    from tests.support.trellis2 import write_tiny_trellis2
+
+    return write_tiny_trellis2(tmp_path_factory.mktemp("trellis2") / "TRELLIS.2-4B")

@@ -109,6 +109,22 @@ FAMILIES: dict[str, ModelFamily] = {
             license="MIT",
             extras=(),
             weight_files=("pipeline.json",),
+            # The networks of this repository; the structure decoder (TRELLIS-image-large),
+            # DINOv3 and the background-removal model come from their own repositories on
+            # first use (see genesis3d.models.trellis2.components).
+            optional_files=tuple(
+                f"ckpts/{name}.{ext}"
+                for name in (
+                    "ss_flow_img_dit_1_3B_64_bf16",
+                    "slat_flow_img2shape_dit_1_3B_512_bf16",
+                    "slat_flow_img2shape_dit_1_3B_1024_bf16",
+                    "shape_dec_next_dc_f16c32_fp16",
+                    "slat_flow_imgshape2tex_dit_1_3B_512_bf16",
+                    "slat_flow_imgshape2tex_dit_1_3B_1024_bf16",
+                    "tex_dec_next_dc_f16c32_fp16",
+                )
+                for ext in ("json", "safetensors")
+            ),
             description="Image to textured PBR mesh.",
         ),
         ModelFamily(

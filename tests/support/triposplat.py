@@ -13,8 +13,9 @@ from genesis3d.models.triposplat.config import (
     OctreeDecoderConfig,
 )
 from genesis3d.models.triposplat.decoders import OctreeGaussianDecoder
-from genesis3d.models.triposplat.encoders import DINOv3Config, DINOv3ViT, Flux2VAEEncoder
+from genesis3d.models.triposplat.encoders import Flux2VAEEncoder
 from genesis3d.models.triposplat.flow_model import LatentSeqMMFlowModel
+from genesis3d.nn.dinov3 import DINOv3Config, DINOv3ViT
 
 TINY_FLOW = FlowModelConfig(
     model_channels=64, cond_channels=64, cond2_channels=128, num_refiner_blocks=1,

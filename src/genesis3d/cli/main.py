@@ -190,7 +190,9 @@ def generate(
     ] = None,
     steps: Annotated[
         int | None,
-        typer.Option(help="Sampler steps of a neural model (triposplat: 20, triposg: 50)."),
+        typer.Option(
+            help="Sampler steps of a neural model (triposplat: 20, triposg: 50, trellis2: 12 per stage)."
+        ),
     ] = None,
     cfg: Annotated[
         float | None,
@@ -205,7 +207,19 @@ def generate(
     faces: Annotated[
         int | None,
         typer.Option(
-            help="triposg: decimate the mesh to at most this many faces (default: keep all)."
+            help="triposg, trellis2: decimate the mesh to at most this many faces (default: triposg keeps all, trellis2 500000)."
+        ),
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            help="trellis2: output voxel resolution 512, 1024 (default, a cascade from 512) or 1536 (a cascade, capped by its token budget); inflate: grid cells along the longest side."
+        ),
+    ] = None,
+    texture_size: Annotated[
+        int | None,
+        typer.Option(
+            help="trellis2, inflate: texture side in pixels, a power of two from 256 to 8192 (trellis2: 2048)."
         ),
     ] = None,
     offload: Annotated[
@@ -230,6 +244,8 @@ def generate(
         ("guidance_scale", cfg),
         ("octree_resolution", octree_resolution),
         ("faces", faces),
+        ("resolution", resolution),
+        ("texture_size", texture_size),
     ):
         if value is not None:
             extra[key] = value

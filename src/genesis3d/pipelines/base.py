@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -90,3 +93,13 @@ class Pipeline(ABC):
             progress: callback receiving :class:`genesis3d.progress.ProgressEvent`.
             **params: family-specific parameters, validated by the family.
         """
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record the wall-clock seconds of the block as ``timings[name]`` (even if it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - start

@@ -18,10 +18,7 @@ call's seed: the same seed gives the same mesh on the same device.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -38,7 +35,7 @@ from genesis3d.geometry.mesh_ops import vertex_normals
 from genesis3d.models.triposg import components as parts
 from genesis3d.models.triposg.extraction import ExtractionOptions, extract_mesh
 from genesis3d.models.triposg.sampling import sample_latents
-from genesis3d.pipelines.base import Generation, OutputKind, Pipeline
+from genesis3d.pipelines.base import Generation, OutputKind, Pipeline, timed
 from genesis3d.preprocess import load_image
 from genesis3d.preprocess.matte import remove_background
 from genesis3d.progress import ProgressCallback, StageReporter
@@ -351,19 +348,19 @@ class TripoSGPipeline(Pipeline):
         generator = torch.Generator(device).manual_seed(int(seed))
         timings: dict[str, float] = {}
 
-        with _timed(timings, "preprocess"):
+        with timed(timings, "preprocess"):
             stage = StageReporter(progress, "preprocess").start()
             square, condition = self._prepare(image, background)
             pixels = dinov2_pixels(square, self.processor).to(device, dtype)
             stage.done()
 
-        with _timed(timings, "encode"), torch.inference_mode():
+        with timed(timings, "encode"), torch.inference_mode():
             stage = StageReporter(progress, "encode").start()
             with self.store.use("image_encoder") as encoder:
                 tokens = encoder(pixels)
             stage.done()
 
-        with _timed(timings, "sample"), torch.inference_mode():
+        with timed(timings, "sample"), torch.inference_mode():
             stage = StageReporter(progress, "sample", settings.steps).start()
             with self.store.use("transformer") as transformer:
                 noise = torch.randn(
@@ -384,7 +381,7 @@ class TripoSGPipeline(Pipeline):
             stage.done()
 
         options = settings.extraction_options
-        with _timed(timings, "extract"), torch.inference_mode():
+        with timed(timings, "extract"), torch.inference_mode():
             stage = StageReporter(progress, "extract").start()
             with self.store.use("vae") as vae:
                 field = vae.field(latents.to(dtype))
@@ -398,7 +395,7 @@ class TripoSGPipeline(Pipeline):
             stage.done()
 
         cleaning = None
-        with _timed(timings, "postprocess"):
+        with timed(timings, "postprocess"):
             if settings.clean:
                 cleaned = clean_mesh(vertices, faces)
                 vertices, faces, cleaning = cleaned.positions, cleaned.faces, cleaned.report
@@ -459,15 +456,6 @@ class TripoSGPipeline(Pipeline):
             mask, box = object_box(matted[..., 3], hard=True)
         square = frame_object(rgb, mask, box)
         return square, np.dstack([square, np.full(square.shape[:2], 255, np.uint8)])
-
-
-@contextlib.contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = time.perf_counter() - start
 
 
 __all__ = [

@@ -16,10 +16,7 @@ same splats on the same device.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +30,7 @@ from genesis3d.models.triposplat import components as parts
 from genesis3d.models.triposplat.gaussians import build_gaussians, to_splat_asset
 from genesis3d.models.triposplat.octree import sample_octree_points
 from genesis3d.models.triposplat.sampling import sample_flow
-from genesis3d.pipelines.base import Generation, OutputKind, Pipeline
+from genesis3d.pipelines.base import Generation, OutputKind, Pipeline, timed
 from genesis3d.preprocess import load_image
 from genesis3d.preprocess.matte import remove_background
 from genesis3d.progress import ProgressCallback, StageReporter
@@ -225,12 +222,12 @@ class TripoSplatPipeline(Pipeline):
         )
         timings: dict[str, float] = {}
 
-        with _timed(timings, "preprocess"):
+        with timed(timings, "preprocess"):
             stage = StageReporter(progress, "preprocess").start()
             prepared, cropped = self._prepare(image, background, settings)
             stage.done()
 
-        with _timed(timings, "encode"), torch.inference_mode():
+        with timed(timings, "encode"), torch.inference_mode():
             stage = StageReporter(progress, "encode", 2).start()
             pixels = (
                 torch.from_numpy(np.array(prepared))
@@ -247,7 +244,7 @@ class TripoSplatPipeline(Pipeline):
             stage.done()
 
         with (
-            _timed(timings, "sample"),
+            timed(timings, "sample"),
             torch.inference_mode(),
             self.store.use("flow_model") as flow,
         ):
@@ -276,7 +273,7 @@ class TripoSplatPipeline(Pipeline):
             stage.done()
 
         with (
-            _timed(timings, "decode"),
+            timed(timings, "decode"),
             torch.inference_mode(),
             self.store.use("decoder") as decoder,
         ):
@@ -319,15 +316,6 @@ class TripoSplatPipeline(Pipeline):
         else:
             rgba = resize_short_side(remove_background(picture, backend))
         return prepare_picture(rgba, erode_radius=settings.erode_radius)
-
-
-@contextlib.contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = time.perf_counter() - start
 
 
 __all__ = ["TripoSplatParams", "TripoSplatPipeline", "prepare_picture", "resize_short_side"]

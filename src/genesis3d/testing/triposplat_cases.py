@@ -240,7 +240,8 @@ def _official_modules(configs: dict[str, Any]) -> dict[str, Callable[[], nn.Modu
     octree = OctreeDecoderConfig.from_args(configs["octree_decoder"]["args"])
     gs = GaussianDecoderConfig.from_args(configs["gaussian_decoder"]["args"])
     from genesis3d.models.birefnet import BiRefNet, BiRefNetConfig
-    from genesis3d.models.triposplat.encoders import DINOv3Config, DINOv3ViT, Flux2VAEEncoder
+    from genesis3d.models.triposplat.encoders import Flux2VAEEncoder
+    from genesis3d.nn.dinov3 import DINOv3Config, DINOv3ViT
 
     dino = configs["dinov3"]["args"]
     dino_config = DINOv3Config(

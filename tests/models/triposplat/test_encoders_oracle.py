@@ -22,18 +22,14 @@ from torch import nn
 
 from genesis3d.models.triposplat.components import COMPONENTS, load_component
 from genesis3d.models.triposplat.encoders import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PREFIX_TOKENS,
-    DINOv3Config,
-    DINOv3ViT,
     Flux2VAEEncoder,
-    build_dinov3,
     build_flux2_vae_encoder,
     encode_feature1,
     encode_feature2,
     patchify,
 )
+from genesis3d.nn.dinov3 import IMAGENET_MEAN, IMAGENET_STD, DINOv3Config, DINOv3ViT, build_dinov3
 from genesis3d.weights.loading import load_into
 
 ATOL = 2e-5  # float32; the measured differences are a few 1e-6

@@ -1,5 +1,5 @@
-"""The TripoSG components in the official folder layout, their loaders and a store that
-applies the pipeline's device, precision and offload policies.
+"""The TripoSG components in the official folder layout, their loaders and their store (the
+shared :class:`genesis3d.models.store.ComponentStore` policies).
 
 Layout (HF ``VAST-AI/TripoSG``, a diffusers pipeline folder; spec 2.1)::
 
@@ -17,10 +17,9 @@ float16), float32 on the CPU.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from genesis3d.devices import release_memory
 from genesis3d.errors import ConfigError, WeightsError
+from genesis3d.models.store import ComponentStore as BaseComponentStore
+from genesis3d.models.store import parse_dtype
 from genesis3d.models.triposg.config import (
     RectifiedFlowConfig,
     TripoSGDiTConfig,
@@ -41,8 +41,6 @@ from genesis3d.models.triposg.vae import TripoSGVAEModel
 from genesis3d.weights.loading import load_into, load_safetensors
 
 logger = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
 PREPROCESSOR_CONFIG = "feature_extractor_dinov2/preprocessor_config.json"
@@ -93,10 +91,9 @@ def build_module(name: str, config: Mapping[str, Any]) -> nn.Module:
 
 def runtime_dtype(device: torch.device, dtype: str | None) -> torch.dtype:
     """The precision of every network under the pipeline's dtype policy."""
-    if dtype not in (None, "auto"):
-        if dtype not in DTYPES:
-            raise ConfigError(f"dtype must be auto, {', '.join(DTYPES)}, got {dtype!r}")
-        return DTYPES[dtype]
+    asked = parse_dtype(dtype)
+    if asked is not None:
+        return asked
     return torch.float16 if device.type in ("cuda", "mps") else torch.float32
 
 
@@ -189,50 +186,19 @@ def scheduler_config(root: Path) -> RectifiedFlowConfig:
     return RectifiedFlowConfig.from_config(read_json(root, SCHEDULER_CONFIG))
 
 
-class ComponentStore:
-    """Holds the networks under the pipeline's policies.
-
-    ``offload="none"`` loads every required network once; ``"model"`` loads each one for
-    its stage only (:meth:`use`) and frees it afterwards, so peak memory is about the
-    largest network (the 1.4 B-parameter transformer) plus activations.
-    """
+class ComponentStore(BaseComponentStore):
+    """The TripoSG networks under the pipeline's policies (see
+    :class:`genesis3d.models.store.ComponentStore`); under ``offload="model"`` the peak is
+    about the largest network (the 1.4 B-parameter transformer) plus activations."""
 
     def __init__(
         self, root: Path, *, device: str = "auto", dtype: str | None = None, offload: str = "none"
     ) -> None:
-        from genesis3d.devices import resolve_device
-
-        if offload not in ("none", "model"):
-            raise ConfigError(f"offload must be none or model, got {offload!r}")
-        self.root = root
-        self.device = resolve_device(device)
+        super().__init__(root, device=device, offload=offload)
         self.dtype = runtime_dtype(self.device, dtype)
-        self.offload = offload
-        self.scheduler = scheduler_config(root)
-        self.resident: dict[str, nn.Module] = {}
-        if offload == "none":
-            for name, component in COMPONENTS.items():
-                if component.required:
-                    self.resident[name] = self._load(name)
+        self.scheduler = scheduler_config(self.root)
+        self.load_required(name for name, component in COMPONENTS.items() if component.required)
 
-    def _load(self, name: str) -> nn.Module:
-        logger.info("loading %s (%s) onto %s", name, self.dtype, self.device)
+    def load(self, name: str) -> nn.Module:
+        logger.info("%s runs in %s", name, self.dtype)
         return load_component(self.root, name, device=self.device, dtype=self.dtype)
-
-    @contextlib.contextmanager
-    def use(self, name: str) -> Iterator[Any]:
-        """The network for one stage (loaded now and freed after, under ``offload="model"``)."""
-        if name in self.resident:
-            yield self.resident[name]
-            return
-        module = self._load(name)
-        if self.offload == "none":
-            self.resident[name] = module  # an optional network, kept once loaded
-            yield module
-            return
-        try:
-            yield module
-        finally:
-            module.to("meta")
-            del module
-            release_memory(self.device)

@@ -1,5 +1,5 @@
-"""The five TripoSplat components: their files, licences, loaders and a store that applies
-the pipeline's device, precision and offload policies.
+"""The five TripoSplat components: their files, licences, loaders and their store (the
+shared :class:`genesis3d.models.store.ComponentStore` policies).
 
 Precision map (spec 8.1), used when no dtype is given: on CUDA the flow DiT, the decoders
 and BiRefNet run in float16 and the encoders in bfloat16; on Apple MPS everything runs in
@@ -9,9 +9,7 @@ never used: it desaturates colour).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from genesis3d.devices import release_memory
 from genesis3d.errors import ConfigError, WeightsError
+from genesis3d.models.store import ComponentStore as BaseComponentStore
+from genesis3d.models.store import parse_dtype
 from genesis3d.models.triposplat.checkpoint import (
     flow_model_config,
     gaussian_decoder_config,
@@ -32,8 +31,6 @@ from genesis3d.models.triposplat.flow_model import LatentSeqMMFlowModel
 from genesis3d.weights.loading import load_into, load_safetensors, read_header
 
 logger = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -71,10 +68,9 @@ COMPONENTS: dict[str, Component] = {
 
 def runtime_dtype(component: Component, device: torch.device, dtype: str | None) -> torch.dtype:
     """The precision a component runs in under the pipeline's dtype policy."""
-    if dtype not in (None, "auto"):
-        if dtype not in DTYPES:
-            raise ConfigError(f"dtype must be auto, {', '.join(DTYPES)}, got {dtype!r}")
-        return DTYPES[dtype]
+    asked = parse_dtype(dtype)
+    if asked is not None:
+        return asked
     if device.type == "cuda":
         return component.cuda_dtype
     if device.type == "mps":
@@ -173,58 +169,23 @@ def verify_component(root: Path, name: str) -> list[str]:
     return problems
 
 
-class ComponentStore:
-    """Holds the components under the pipeline's policies.
-
-    ``offload="none"`` loads every required component onto the device once; ``"model"``
-    loads each one for its stage only (:meth:`use`) and frees its weights afterwards (the
-    module left behind holds meta tensors), so peak memory is about the largest component
-    plus activations.
-    """
+class ComponentStore(BaseComponentStore):
+    """The TripoSplat components under the pipeline's policies (see
+    :class:`genesis3d.models.store.ComponentStore`); BiRefNet is optional."""
 
     def __init__(
         self, root: Path, *, device: str = "auto", dtype: str | None = None, offload: str = "none"
     ) -> None:
-        from genesis3d.devices import resolve_device
-
-        if offload not in ("none", "model"):
-            raise ConfigError(f"offload must be none or model, got {offload!r}")
-        self.root = root
-        self.device = resolve_device(device)
+        super().__init__(root, device=device, offload=offload)
         self.dtype = dtype
-        self.offload = offload
         for component in COMPONENTS.values():
             runtime_dtype(component, self.device, dtype)  # refuse a bad dtype before loading
-        self.resident: dict[str, nn.Module] = {}
-        if offload == "none":
-            for name, component in COMPONENTS.items():
-                if component.required:
-                    self.resident[name] = self._load(name)
+        self.load_required(name for name, component in COMPONENTS.items() if component.required)
 
-    def _load(self, name: str) -> nn.Module:
+    def load(self, name: str) -> nn.Module:
         dtype = runtime_dtype(COMPONENTS[name], self.device, self.dtype)
-        logger.info("loading %s (%s) onto %s", name, dtype, self.device)
+        logger.info("%s runs in %s", name, dtype)
         return load_component(self.root, name, device=self.device, dtype=dtype)
-
-    @contextlib.contextmanager
-    def use(self, name: str) -> Iterator[Any]:
-        """The component for one stage (loaded now and freed after, under ``offload="model"``)."""
-        if name in self.resident:
-            yield self.resident[name]
-            return
-        module = self._load(name)
-        if self.offload == "none":
-            self.resident[name] = module  # an optional component, kept once loaded
-            yield module
-            return
-        try:
-            yield module
-        finally:
-            # Drop the weights even where the caller still holds the module (a ``with ...
-            # as name`` binding outlives the block): its tensors become meta placeholders.
-            module.to("meta")
-            del module
-            release_memory(self.device)
 
 
 def image_features(dino: nn.Module, pixels: torch.Tensor) -> torch.Tensor:

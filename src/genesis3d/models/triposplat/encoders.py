@@ -1,9 +1,7 @@
 """TripoSplat's image encoders in the naming of their released files.
 
-* DINOv3 ViT (Hugging Face ``DINOv3ViTModel`` keys: ``embeddings.*``, ``layer.N.*``,
-  ``norm.*``): register tokens, LayerScale, 2-D RoPE (rotate-half, base 100) on patch tokens
-  only, SwiGLU (ViT-H/16+) or GELU (ViT-L/16) MLP. Its last hidden state after the final norm,
-  LayerNorm'd again without affine, is ``feature1``.
+* DINOv3 ViT-H/16+ (:mod:`genesis3d.nn.dinov3`, shared with TRELLIS.2): its last hidden
+  state after the final norm, LayerNorm'd again without affine, is ``feature1``.
 * FLUX.2 VAE encoder (diffusers ``AutoencoderKLFlux2`` keys: ``encoder.*``, ``quant_conv.*``,
   ``bn.*``): its seeded posterior sample, 2x2-patchified and normalised by the BatchNorm
   running statistics, is ``feature2`` after 5 leading zero tokens.
@@ -13,195 +11,29 @@ Sizes are read off the file header (see :mod:`genesis3d.models.triposplat.checkp
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genesis3d.errors import ConfigError, WeightsError
+from genesis3d.errors import ConfigError
 from genesis3d.nn.attention import attention
 from genesis3d.nn.compute_dtype import Conv2d, Linear
+from genesis3d.nn.dinov3 import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DINOv3ViT,
+    build_dinov3,
+    count_indexed,
+    header_shape,
+)
 from genesis3d.nn.norms import layer_norm_fp32
-from genesis3d.nn.rope import apply_half_rotary
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["build_dinov3", "build_flux2_vae_encoder", "encode_feature1", "encode_feature2"]
+
 PREFIX_TOKENS = 5  # cls + 4 registers; also the zero tokens in front of feature2
-
-
-def _count(keys: Any, prefix: str) -> int:
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    found = {int(m.group(1)) for key in keys if (m := pattern.match(key))}
-    return max(found) + 1 if found else 0
-
-
-def _need(header: Mapping[str, Any], key: str, source: str) -> tuple[int, ...]:
-    if key not in header:
-        raise WeightsError(f"{source} lacks {key}; it is not a file of the expected layout")
-    return tuple(header[key].shape)
-
-
-# --------------------------------------------------------------------------- DINOv3
-
-
-@dataclass(frozen=True)
-class DINOv3Config:
-    """DINOv3 ViT sizes. Defaults: ViT-H/16+ (TripoSplat)."""
-
-    hidden_size: int = 1280
-    num_layers: int = 32
-    head_dim: int = 64
-    intermediate_size: int = 5120
-    patch_size: int = 16
-    num_register_tokens: int = 4
-    gated_mlp: bool = True
-    rope_theta: float = 100.0
-    layer_norm_eps: float = 1e-5
-
-    @property
-    def heads(self) -> int:
-        return self.hidden_size // self.head_dim
-
-
-class DINOv3Attention(nn.Module):
-    def __init__(self, config: DINOv3Config) -> None:
-        super().__init__()
-        c = config.hidden_size
-        self.heads = config.heads
-        self.q_proj = Linear(c, c)
-        self.k_proj = Linear(c, c, bias=False)
-        self.v_proj = Linear(c, c)
-        self.o_proj = Linear(c, c)
-
-    def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: int
-    ) -> torch.Tensor:
-        batch, length, _ = x.shape
-
-        def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(batch, length, self.heads, -1).transpose(1, 2)
-
-        query, key, value = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        query = torch.cat(
-            [query[:, :, :prefix], apply_half_rotary(query[:, :, prefix:], cos, sin)], dim=2
-        )
-        key = torch.cat(
-            [key[:, :, :prefix], apply_half_rotary(key[:, :, prefix:], cos, sin)], dim=2
-        )
-        out = attention(query, key, value)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
-
-
-class DINOv3MLP(nn.Module):
-    def __init__(self, config: DINOv3Config) -> None:
-        super().__init__()
-        c, hidden = config.hidden_size, config.intermediate_size
-        self.gated = config.gated_mlp
-        if self.gated:
-            self.gate_proj = Linear(c, hidden)
-        self.up_proj = Linear(c, hidden)
-        self.down_proj = Linear(hidden, c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gated:
-            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-        return self.down_proj(F.gelu(self.up_proj(x)))
-
-
-class LayerScale(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.lambda1 = nn.Parameter(torch.ones(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.lambda1
-
-
-class DINOv3Layer(nn.Module):
-    def __init__(self, config: DINOv3Config) -> None:
-        super().__init__()
-        c = config.hidden_size
-        self.norm1 = nn.LayerNorm(c, eps=config.layer_norm_eps)
-        self.attention = DINOv3Attention(config)
-        self.layer_scale1 = LayerScale(c)
-        self.norm2 = nn.LayerNorm(c, eps=config.layer_norm_eps)
-        self.mlp = DINOv3MLP(config)
-        self.layer_scale2 = LayerScale(c)
-
-    def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: int
-    ) -> torch.Tensor:
-        x = x + self.layer_scale1(self.attention(self.norm1(x), cos, sin, prefix))
-        return x + self.layer_scale2(self.mlp(self.norm2(x)))
-
-
-class DINOv3Embeddings(nn.Module):
-    def __init__(self, config: DINOv3Config) -> None:
-        super().__init__()
-        c = config.hidden_size
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, c))
-        self.register_tokens = nn.Parameter(torch.zeros(1, config.num_register_tokens, c))
-        self.patch_embeddings = Conv2d(3, c, config.patch_size, stride=config.patch_size)
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        patches = self.patch_embeddings(pixels).flatten(2).transpose(1, 2)
-        batch = pixels.shape[0]
-        prefix = [self.cls_token.expand(batch, -1, -1), self.register_tokens.expand(batch, -1, -1)]
-        return torch.cat([*prefix, patches], dim=1)
-
-
-class DINOv3ViT(nn.Module):
-    """DINOv3 ViT; :meth:`forward` returns the last hidden state after the final norm."""
-
-    def __init__(self, config: DINOv3Config) -> None:
-        super().__init__()
-        self.config = config
-        self.embeddings = DINOv3Embeddings(config)
-        self.layer = nn.ModuleList(DINOv3Layer(config) for _ in range(config.num_layers))
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def rope(self, rows: int, cols: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (rows*cols, head_dim) float32 of the patch grid (rotate-half layout)."""
-        quarter = self.config.head_dim // 4
-        inv_freq = 1 / self.config.rope_theta ** (
-            torch.arange(quarter, dtype=torch.float32, device=device) / quarter
-        )
-        u = 2 * (torch.arange(rows, dtype=torch.float32, device=device) + 0.5) / rows - 1
-        v = 2 * (torch.arange(cols, dtype=torch.float32, device=device) + 0.5) / cols - 1
-        coords = torch.stack(torch.meshgrid(u, v, indexing="ij"), dim=-1).reshape(-1, 2)
-        angles = (2 * math.pi * coords[:, :, None] * inv_freq).flatten(1)
-        angles = angles.tile(1, 2)
-        return torch.cos(angles), torch.sin(angles)
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels: (B, 3, H, W) ImageNet-normalised -> (B, 1 + R + (H/16)(W/16), C)."""
-        patch = self.config.patch_size
-        rows, cols = pixels.shape[2] // patch, pixels.shape[3] // patch
-        x = self.embeddings(pixels.to(self.embeddings.patch_embeddings.weight.dtype))
-        cos, sin = self.rope(rows, cols, pixels.device)
-        prefix = 1 + self.config.num_register_tokens
-        for layer in self.layer:
-            x = layer(x, cos, sin, prefix)
-        return self.norm(x)
-
-
-def build_dinov3(header: Mapping[str, Any], source: str) -> DINOv3ViT:
-    hidden = _need(header, "embeddings.cls_token", source)[-1]
-    gated = "layer.0.mlp.gate_proj.weight" in header
-    config = DINOv3Config(
-        hidden_size=hidden,
-        num_layers=_count(header, "layer."),
-        intermediate_size=_need(header, "layer.0.mlp.up_proj.weight", source)[0],
-        patch_size=_need(header, "embeddings.patch_embeddings.weight", source)[-1],
-        num_register_tokens=_need(header, "embeddings.register_tokens", source)[1],
-        gated_mlp=gated,
-    )
-    return DINOv3ViT(config)
 
 
 def encode_feature1(dino: DINOv3ViT, pixels: torch.Tensor) -> torch.Tensor:
@@ -357,13 +189,13 @@ class Flux2VAEEncoder(nn.Module):
 def build_flux2_vae_encoder(
     header: Mapping[str, Any], source: str, *, norm_groups: int = 32
 ) -> Flux2VAEEncoder:
-    blocks = _count(header, "encoder.down_blocks.")
+    blocks = count_indexed(header, "encoder.down_blocks.")
     channels = tuple(
-        _need(header, f"encoder.down_blocks.{i}.resnets.0.conv1.weight", source)[0]
+        header_shape(header, f"encoder.down_blocks.{i}.resnets.0.conv1.weight", source)[0]
         for i in range(blocks)
     )
-    layers = _count(header, "encoder.down_blocks.0.resnets.")
-    latent = _need(header, "encoder.conv_out.weight", source)[0] // 2
+    layers = count_indexed(header, "encoder.down_blocks.0.resnets.")
+    latent = header_shape(header, "encoder.conv_out.weight", source)[0] // 2
     if any(c % norm_groups for c in channels):
         raise ConfigError(
             f"{source}: GroupNorm with {norm_groups} groups does not divide the channels {channels}"
