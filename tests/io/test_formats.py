@@ -133,3 +133,15 @@ def test_every_format_keeps_the_splat_count_and_kind(tmp_path):
     for name in ("s.ply", "s.splat", "s.spz"):
         back = io.load(io.save(splats, tmp_path / name))
         assert isinstance(back, SplatAsset) and back.n_splats == 33
+
+
+def test_written_files_get_the_mode_of_an_ordinary_new_file(tmp_path):
+    import os
+    import stat
+
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")  # created the ordinary way: 0666 less the umask
+    with atomic_write(tmp_path / "atomic.bin") as stream:
+        stream.write(b"x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "atomic.bin").st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode)

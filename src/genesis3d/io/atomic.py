@@ -23,6 +23,18 @@ Destination = str | os.PathLike | BinaryIO
 Source = str | os.PathLike | bytes | bytearray | memoryview
 
 
+def _new_file_mode() -> int:
+    # The umask can only be read by setting it: done once, at import, before any thread
+    # of Genesis writes a file.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+#: Permission bits of a file created the ordinary way (0666 less the process's umask).
+_NEW_FILE_MODE = _new_file_mode()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for binary writing; rename it into place on success.
@@ -42,6 +54,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         prefix=f".{target.name}.", suffix=".part", dir=target.parent
     )
     try:
+        # mkstemp makes the file private (0600); the output gets the mode any new file gets.
+        os.chmod(temporary, _NEW_FILE_MODE)
         with os.fdopen(handle, "wb") as stream:
             yield stream
             stream.flush()
