@@ -33,6 +33,9 @@ winding nor closure (see the TRELLIS.2 spec: the flexible dual grid output's win
 arbitrary). The flood fill needs distances only in the narrow band, and its failure mode
 is explicit: a hole wider than ``2 * band`` cells lets the outside in, which a larger
 ``band`` fixes at the price of filling concave gaps of that width.
+
+Cost (one thread): a 36,864-face torus takes 6.6 CPU s at resolution 128 (98,592 faces
+out) and 25 CPU s at 256 (389,968 faces); the two exact distance passes dominate.
 """
 
 from __future__ import annotations
