@@ -188,3 +188,14 @@ def test_bad_parameters_and_input_are_refused():
         remesh_closed(positions, faces + len(positions))
     with pytest.raises(InputError, match="NaN"):
         remesh_closed(np.full_like(positions, np.nan), faces)
+
+
+def test_separate_pieces_are_kept_or_dropped_on_request():
+    positions, faces = sphere(8)
+    both = np.concatenate([positions, 0.5 * positions + [3.0, 0.0, 0.0]])
+    both_faces = np.concatenate([faces, faces + len(positions)])
+    every = mesh_health(*remesh_closed(both, both_faces, resolution=RESOLUTION, keep="all"))
+    assert every.watertight and every.components == 2
+    vertices, largest_faces = remesh_closed(both, both_faces, resolution=RESOLUTION)
+    check_single_closed_shell(vertices, largest_faces)
+    assert vertices[:, 0].max() < 1.2  # the larger sphere, centred at the origin

@@ -362,8 +362,8 @@ def remesh_closed(
         raise ConfigError(f"keep must be 'largest' or 'all', got {keep!r}")
     positions, faces = _check_mesh(vertices, faces)
     grid = remesh_grid(positions, int(resolution), padding=band + 3.0)
-    inside_units = grid.to_grid(positions)
-    udf = narrow_band_udf(inside_units, faces, grid.shape, band + 1.5)
+    grid_positions = grid.to_grid(positions)
+    udf = narrow_band_udf(grid_positions, faces, grid.shape, band + 1.5)
     outside = outside_region(udf, band)
     field = closed_field(udf, outside, band, dilation)
     if not (field > 0.0).any():
