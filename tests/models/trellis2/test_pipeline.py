@@ -63,6 +63,22 @@ def test_every_type_makes_a_valid_textured_glb_and_the_same_mesh_per_seed(
     assert np.array_equal(material.base_color_texture, again.material.base_color_texture)
 
 
+def test_remesh_gives_one_closed_single_sided_shell(pipeline, picture, tmp_path, gltf_validator):
+    from genesis3d.geometry.measure import mesh_health
+
+    plain = pipeline(picture, seed=3, pipeline_type="512", **TINY).mesh
+    mesh = pipeline(
+        picture, seed=3, pipeline_type="512", remesh=True, remesh_resolution=64, **TINY
+    ).mesh
+    assert not mesh.material.double_sided and plain.material.double_sided
+    assert mesh.metadata["remesh"] == 64 and plain.metadata["remesh"] is False
+    health = mesh_health(mesh.positions, mesh.faces)
+    assert health.watertight and health.edge_manifold and health.components == 1
+    assert health.volume > 0  # wound outward
+    glb = api.export(mesh, tmp_path / "remeshed.glb")
+    assert gltf_validator(glb)["issues"]["numErrors"] == 0
+
+
 def test_another_seed_gives_another_mesh(pipeline, picture):
     a = pipeline(picture, seed=1, pipeline_type="512", **TINY).mesh
     b = pipeline(picture, seed=2, pipeline_type="512", **TINY).mesh
@@ -177,6 +193,12 @@ def test_parameters_are_validated():
         Trellis2Params.parse({"gaussians": 32768})
     with pytest.raises(ConfigError, match="steps must be"):
         Trellis2Params.parse({"steps": 0})
+    parsed = Trellis2Params.parse({"remesh": "true", "remesh_resolution": "256"})
+    assert parsed.remesh is True and parsed.remesh_resolution == 256
+    with pytest.raises(ConfigError, match="remesh must be true or false"):
+        Trellis2Params.parse({"remesh": "sometimes"})
+    with pytest.raises(ConfigError, match="remesh_resolution must be between"):
+        Trellis2Params.parse({"remesh_resolution": 32})
 
 
 def test_crop_is_a_square_around_the_opaque_pixels_premultiplied():

@@ -42,6 +42,10 @@ class Trellis2Params:
         texture_size: side of the PBR textures, a power of two from 256 to 8192.
         max_tokens: the 1536 cascade lowers its resolution until the latent holds fewer
             voxels than this.
+        remesh: rebuild the decoded surface as one closed, outward-wound shell
+            (:func:`genesis3d.geometry.remesh.remesh_closed`) before the export, instead of
+            the official thickened double shell; the material is then single-sided.
+        remesh_resolution: cells along the longest side of the remesh grid (64 to 1024).
     """
 
     pipeline_type: PipelineType = "1024_cascade"
@@ -49,6 +53,8 @@ class Trellis2Params:
     faces: int = 500_000
     texture_size: int = 2048
     max_tokens: int = MAX_CASCADE_TOKENS
+    remesh: bool = False
+    remesh_resolution: int = 512
 
     def __post_init__(self) -> None:
         if self.pipeline_type not in PIPELINE_TYPES:
@@ -62,6 +68,10 @@ class Trellis2Params:
         check_texture_size(self.texture_size)
         if self.max_tokens < 1:
             raise ConfigError(f"max_tokens must be positive, got {self.max_tokens}")
+        if not 64 <= self.remesh_resolution <= 1024:
+            raise ConfigError(
+                f"remesh_resolution must be between 64 and 1024 cells, got {self.remesh_resolution}"
+            )
 
     @property
     def resolution(self) -> int:
@@ -85,9 +95,21 @@ class Trellis2Params:
                 values[key] = str(value)
             elif key == "steps" and value in (None, "none"):
                 values[key] = None
+            elif key == "remesh":
+                values[key] = _flag(key, value)
             else:
                 values[key] = _whole(key, value)
         return cls(**values)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    word = str(value).strip().lower()
+    if word not in words:
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return words[word]
 
 
 def _whole(name: str, value: Any) -> int:

@@ -19,6 +19,7 @@ from genesis3d.geometry.attributes import SparseVoxelAttributes
 from genesis3d.geometry.bake import PBRChannels
 from genesis3d.geometry.export import ExportOptions, postprocess
 from genesis3d.geometry.holes import fill_holes
+from genesis3d.geometry.remesh import remesh_closed
 from genesis3d.models.trellis2 import components as parts
 from genesis3d.models.trellis2.dual_grid import flexible_dual_grid_to_mesh
 from genesis3d.models.trellis2.sampling import SamplerSettings, sample_dense, sample_sparse
@@ -165,6 +166,7 @@ class Trellis2ImageTo3DPipeline(Pipeline):
                 "resolution": latents.resolution,
                 "tokens": len(latents.coords),
                 "steps": settings.steps or self.config.samplers["shape_slat_sampler"].get("steps"),
+                "remesh": settings.remesh_resolution if settings.remesh else False,
             }
         )
         return Generation(mesh=mesh, condition=condition, timings=timings)
@@ -334,14 +336,20 @@ class Trellis2ImageTo3DPipeline(Pipeline):
         progress: ProgressCallback | None,
     ) -> MeshAsset:
         # The dual grid's winding follows a fixed vertex order, not the inside (spec 4.1):
-        # the material is double-sided, as the official export without remeshing.
+        # the material is double-sided, as the official export without remeshing. The
+        # remesh gives one closed shell wound outward, which needs no back faces.
+        if settings.remesh:
+            positions, faces = remesh_closed(
+                positions, faces, resolution=settings.remesh_resolution
+            )
+            logger.info("remesh: one closed shell of %d faces", len(faces))
         options = ExportOptions(
             face_budgets=(settings.faces,),
             texture_size=settings.texture_size,
             normal_map=False,
             channels=PBRChannels(),
             alpha_mode="OPAQUE",
-            double_sided=True,
+            double_sided=not settings.remesh,
         )
         mesh = postprocess(positions, faces, source, options, progress=progress)
         world = frames.rotate_points(mesh.positions, frames.TRELLIS2_TO_WORLD)
