@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -39,6 +40,10 @@ Backend = Literal["auto", "numba", "numpy"]
 #: time of this memory-bound arithmetic.
 _QUERY_BLOCK = 1 << 18
 _NUMPY_BLOCK = 1 << 13
+#: numba's fallback threading layer (workqueue, where neither OpenMP nor TBB is found)
+#: aborts the process when two threads launch parallel kernels at once, as concurrent
+#: server jobs would: the kernel runs under one lock (it uses every core anyway).
+_KERNEL_LOCK = threading.Lock()
 _NUMBA_INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
 
 
@@ -203,16 +208,18 @@ def _pick_numba(
     """:func:`_pick_numpy` as one compiled parallel loop."""
     picks = np.empty(len(near), np.int64)
     chosen = np.empty((len(near), 3), np.float64)
-    _numba_kernel()(
-        np.ascontiguousarray(query),
-        np.ascontiguousarray(normals),
-        np.ascontiguousarray(near),
-        dense_positions,
-        dense_faces,
-        face_normal,
-        picks,
-        chosen,
-    )
+    kernel = _numba_kernel()
+    with _KERNEL_LOCK:
+        kernel(
+            np.ascontiguousarray(query),
+            np.ascontiguousarray(normals),
+            np.ascontiguousarray(near),
+            dense_positions,
+            dense_faces,
+            face_normal,
+            picks,
+            chosen,
+        )
     return picks, chosen
 
 
