@@ -89,3 +89,28 @@ def test_backend_choice_is_checked(monkeypatch, caplog):
     assert "numba is not installed" in caplog.text
     plain = project_to_surface(points, normals, positions, faces, backend="numpy")
     np.testing.assert_array_equal(fallback.face_ids, plain.face_ids)
+
+
+def test_grid_search_finds_the_k_d_trees_nearest_centroids():
+    pytest.importorskip("numba")
+    from scipy.spatial import cKDTree
+
+    from genesis3d.geometry.mesh_ops import face_areas
+
+    positions, faces = box_with_fin(40, fin_voxels=1.5)
+    positions = positions.astype(np.float64)
+    centres = positions[faces].mean(axis=1)
+    grid = projection._CentroidGrid(centres, face_areas(positions, faces))
+    rng = np.random.default_rng(6)
+    # Points on, near and far from the surface (outside the grid's box too).
+    points = np.concatenate(
+        [
+            centres[rng.integers(0, len(centres), 3000)] + rng.normal(0, 0.02, (3000, 3)),
+            rng.uniform(-3.0, 3.0, (500, 3)),
+        ]
+    )
+    near = grid.query(points, 8)
+    distance, _ = cKDTree(centres).query(points, k=8)
+    found = np.sqrt(((centres[near] - points[:, None]) ** 2).sum(axis=2))
+    np.testing.assert_allclose(found, distance, rtol=1e-12, atol=1e-15)
+    assert (np.diff(found, axis=1) >= 0).all()
