@@ -84,7 +84,18 @@ def test_a_baked_texture_has_no_unfilled_texel_and_a_cleared_gutter_is_caught():
     assert blank.gutter_fraction == pytest.approx(fill.gutter_fraction)
 
 
-def test_texture_fill_refuses_a_texture_that_is_not_square():
+def test_a_wide_texture_is_measured_on_its_own_texel_grid():
     unwrap, baked = _baked_torus()
+    square = texture_fill(unwrap.uvs, unwrap.faces, baked.base_color)
+    # The same atlas in the left half of a 256 x 512 texture (u halved).
+    wide_uvs = unwrap.uvs * np.array([0.5, 1.0], np.float32)
+    # The right half repeats the last column, as a clamped lookup of the square one reads.
+    wide = np.pad(baked.base_color, ((0, 0), (0, 256), (0, 0)), mode="edge")
+    measured = texture_fill(wide_uvs, unwrap.faces, wide)
+    assert measured.covered_fraction == pytest.approx(square.covered_fraction / 2)
+    # Texels just past the square's right edge become real ones: a few more are reached.
+    assert measured.reachable_fraction == pytest.approx(square.reachable_fraction / 2, rel=1e-3)
+    assert measured.gutter_fraction == pytest.approx(square.gutter_fraction, rel=1e-2)
+    assert measured.unfilled_fraction == 0.0
     with pytest.raises(InputError, match="texture must be"):
-        texture_fill(unwrap.uvs, unwrap.faces, baked.base_color[:100])
+        texture_fill(unwrap.uvs, unwrap.faces, baked.base_color[None])

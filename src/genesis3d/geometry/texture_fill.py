@@ -122,7 +122,8 @@ def texture_fill(
     Args:
         uvs: (n, 2) float texture coordinates in [0, 1] (glTF convention).
         faces: (m, 3) int.
-        texture: (S, S) or (S, S, c) uint8 (or float in the same units as ``tolerance``).
+        texture: (H, W) or (H, W, c) uint8 (or float in the same units as ``tolerance``);
+            UVs outside [0, 1] are not wrapped.
         window: half side of the square of covered texels a gutter texel is judged against.
         tolerance: how far past that range (widened by its spread) a filled value may
             lie, in texture units (8 = 8/255 for uint8 textures).
@@ -131,18 +132,22 @@ def texture_fill(
         The :class:`TextureFill` (see the module docstring).
 
     Raises:
-        InputError: a texture that is not square or shapes that do not match.
+        InputError: a texture that is not an (H, W) or (H, W, c) array.
     """
     from scipy import ndimage
 
     image = np.asarray(texture)
     if image.ndim == 2:
         image = image[..., None]
-    if image.ndim != 3 or image.shape[0] != image.shape[1]:
-        raise InputError(f"texture must be (S, S) or (S, S, c), got shape {image.shape}")
-    size = image.shape[0]
-    covered = rasterize_atlas(uvs, faces, size, border=0).covered
-    reached = reachable_texels(uvs, faces, size) | covered
+    if image.ndim != 3 or min(image.shape[:2]) < 1:
+        raise InputError(f"texture must be (H, W) or (H, W, c), got shape {image.shape}")
+    height, width = image.shape[:2]
+    # A square grid of the longer side with the UVs scaled onto it puts the texel centres
+    # of an H x W texture at the same places; the rows and columns past it are dropped.
+    size = max(height, width)
+    scaled = np.asarray(uvs, np.float64) * np.array([width / size, height / size])
+    covered = rasterize_atlas(scaled, faces, size, border=0).covered[:height, :width]
+    reached = reachable_texels(scaled, faces, size)[:height, :width] | covered
     gutter = reached & ~covered
     reachable_count = max(int(reached.sum()), 1)
     unfilled = 0
