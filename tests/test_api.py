@@ -41,6 +41,12 @@ def test_export_load_inspect_round_trip(tmp_path, examples_dir, gltf_validator):
     assert low[1] == pytest.approx(0.0, abs=1e-6)
     report = genesis3d.inspect(path)
     assert report["watertight"] and report["faces"] == result.mesh.n_faces
+    # Each texture's gutter figures (the export bake's are checked to be fully filled in
+    # tests/geometry/test_texture_fill.py).
+    assert set(report["texture_fill"]) == set(report["textures"])
+    for name, fill in report["texture_fill"].items():
+        assert fill["reachable_fraction"] > fill["covered_fraction"] > 0, name
+        assert 0.0 <= fill["unfilled_fraction"] <= fill["gutter_fraction"] < 1.0, name
     spz = genesis3d.export(result.splats, tmp_path / "helmet.spz")
     assert genesis3d.inspect(spz)["count"] == 4096
 

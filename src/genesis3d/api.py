@@ -323,7 +323,9 @@ def inspect(
     """Health and statistics of a mesh or splats, as a JSON-serialisable dict.
 
     For a mesh: counts, bounds, watertight, manifold, degenerate and sliver faces,
-    components, UV coverage, texture sizes. For splats: count, bounds, scale and opacity
+    components, UV coverage, texture sizes and, per texture, the texels bilinear sampling
+    reaches outside the UV triangles and the fraction of them left unfilled (see
+    :mod:`genesis3d.geometry.texture_fill`). For splats: count, bounds, scale and opacity
     statistics.
 
     Args:
@@ -354,6 +356,18 @@ def inspect(
         )
         if texture is not None
     }
+    if asset.uvs is not None:
+        from genesis3d.geometry.texture_fill import texture_fill
+
+        report["texture_fill"] = {
+            name: texture_fill(asset.uvs, asset.faces, texture).to_dict()
+            for name, texture in (
+                ("base_color", material.base_color_texture),
+                ("metallic_roughness", material.metallic_roughness_texture),
+                ("normal", material.normal_texture),
+            )
+            if texture is not None
+        }
     report["alpha_mode"] = material.alpha_mode
     if compare is not None:
         from genesis3d.geometry.compare import compare_meshes

@@ -6,13 +6,10 @@ Stages, each a public function:
    (barycentrics); vectorised NumPy, triangles bucketed by the size of their texel box.
    Texels up to ``border`` texels outside a chart get the nearest face too, with
    barycentrics clamped onto it, so bilinear taps across a chart edge read true values.
-2. :func:`project_to_surface`: each texel's point on the light mesh goes to its closest
-   point on the dense surface. Candidate faces are the nearest dense face centroids
-   (scipy cKDTree), refined by the exact point-triangle distance; faces that face away from
-   the light mesh's normal are only used when no candidate faces along it (so the two
-   sides of a thin part keep their own colours), and near-ties go to the lowest face id, so
-   texels whose closest point lies on a shared edge or vertex all take the same face (no
-   per-texel face flicker).
+2. :func:`~genesis3d.geometry.projection.project_to_surface`: each texel's point on the
+   light mesh goes to its closest point on the dense surface, preferring faces that face
+   along the light mesh's normal, with one face per shared edge or vertex (no per-texel
+   face flicker).
 3. The attribute source (:mod:`genesis3d.geometry.attributes`) is sampled at those points;
    an optional tangent-space normal map carries the dense surface's normals.
 4. :func:`fill_gutters`: every texel left is given its nearest sampled texel's value
@@ -30,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from genesis3d.errors import ConfigError, InputError
-from genesis3d.geometry.attributes import AttributeSource, SurfacePoints
-from genesis3d.geometry.compare import closest_point_on_triangles
-from genesis3d.geometry.mesh_ops import face_normals, unit_vectors, vertex_normals, vertex_tangents
+from genesis3d.geometry.attributes import AttributeSource
+from genesis3d.geometry.mesh_ops import unit_vectors, vertex_normals, vertex_tangents
+from genesis3d.geometry.projection import project_to_surface
 from genesis3d.geometry.uv import check_texture_size
 
 logger = logging.getLogger(__name__)
@@ -48,10 +45,9 @@ __all__ = [
     "rasterize_atlas",
 ]
 
-#: Candidate texels tested per rasterisation block, and points per projection block:
-#: bounds temporary memory to a few hundred MB.
+#: Candidate texels tested per rasterisation block: bounds temporary memory to a few
+#: hundred MB.
 _RASTER_BLOCK = 1 << 22
-_PROJECT_BLOCK = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -199,87 +195,6 @@ def rasterize_atlas(
         barycentrics=weights.reshape(size, size, 3),
         covered=covered.reshape(size, size),
     )
-
-
-def _barycentrics_3d(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Barycentrics of (k, 3) points (on their triangles' planes) in (k, 3, 3) triangles."""
-    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
-    v0, v1, v2 = b - a, c - a, points - a
-    d00 = np.einsum("ij,ij->i", v0, v0)
-    d01 = np.einsum("ij,ij->i", v0, v1)
-    d11 = np.einsum("ij,ij->i", v1, v1)
-    d20 = np.einsum("ij,ij->i", v2, v0)
-    d21 = np.einsum("ij,ij->i", v2, v1)
-    denominator = d00 * d11 - d01 * d01
-    denominator = np.where(np.abs(denominator) > 1e-300, denominator, 1.0)
-    w1 = (d11 * d20 - d01 * d21) / denominator
-    w2 = (d00 * d21 - d01 * d20) / denominator
-    weights = np.clip(np.stack([1.0 - w1 - w2, w1, w2], axis=1), 0.0, 1.0)
-    return weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
-
-
-def project_to_surface(
-    points: np.ndarray,
-    normals: np.ndarray,
-    dense_positions: np.ndarray,
-    dense_faces: np.ndarray,
-    *,
-    candidates: int = 8,
-    tree: Any = None,
-) -> SurfacePoints:
-    """Closest points on a dense surface, preferring faces that face the same way.
-
-    Args:
-        points: (k, 3) float query points (texels on the light mesh).
-        normals: (k, 3) float unit normals of the light mesh at those points.
-        dense_positions: (n, 3) float dense surface vertices.
-        dense_faces: (m, 3) int dense surface faces.
-        candidates: nearest face centroids tested exactly per point.
-        tree: a scipy cKDTree over the dense face centroids, to reuse across calls.
-
-    Returns:
-        :class:`SurfacePoints` on the dense surface: positions (k, 3) float32, face_ids
-        (k,) int64 and barycentrics (k, 3) float32.
-    """
-    from scipy.spatial import cKDTree
-
-    dense_positions = np.asarray(dense_positions, np.float64)
-    dense_faces = np.asarray(dense_faces, np.int64)
-    if tree is None:
-        tree = cKDTree(dense_positions[dense_faces].mean(axis=1))
-    face_normal = face_normals(dense_positions, dense_faces)
-    candidates = int(min(candidates, len(dense_faces)))
-    count = len(points)
-    out_positions = np.empty((count, 3), np.float32)
-    out_faces = np.empty(count, np.int64)
-    out_weights = np.empty((count, 3), np.float32)
-    for begin in range(0, count, _PROJECT_BLOCK):
-        block = slice(begin, begin + _PROJECT_BLOCK)
-        query = np.asarray(points[block], np.float64)
-        _, near = tree.query(query, k=candidates, workers=-1)
-        near = near.reshape(len(query), candidates)
-        flat = near.reshape(-1)
-        repeated = np.repeat(query, candidates, axis=0)
-        closest = closest_point_on_triangles(repeated, dense_positions[dense_faces[flat]])
-        distance = ((closest - repeated) ** 2).sum(axis=1).reshape(len(query), candidates)
-        facing = (face_normal[near] * np.asarray(normals[block])[:, None, :]).sum(axis=2) > 0
-        # Away-facing faces lose to any facing one: the far side of a thin part keeps its
-        # own colour.
-        any_facing = facing.any(axis=1, keepdims=True)
-        score = np.where(facing | ~any_facing, distance, np.inf)
-        best = score.min(axis=1, keepdims=True)
-        # Near-ties (a closest point on a shared edge or vertex) go to the lowest face id,
-        # the same choice for every texel that meets that edge.
-        tolerance = 1e-10 * np.maximum(best, 1e-30) + 1e-18
-        tied = score <= best + tolerance
-        pick = np.where(tied, near, np.iinfo(np.int64).max).min(axis=1)
-        column = np.argmax(near == pick[:, None], axis=1)
-        rows = np.arange(len(query))
-        chosen = closest.reshape(len(query), candidates, 3)[rows, column]
-        out_positions[block] = chosen
-        out_faces[block] = pick
-        out_weights[block] = _barycentrics_3d(chosen, dense_positions[dense_faces[pick]])
-    return SurfacePoints(out_positions, out_faces, out_weights)
 
 
 def fill_gutters(image: np.ndarray, filled: np.ndarray) -> np.ndarray:

@@ -104,11 +104,18 @@ def _decimate_in_slabs(
     order = np.argsort(positions[faces[:, 0], axis], kind="stable")
     slabs = -(-len(faces) // slab_faces)
     parts_positions, parts_faces, offset = [], [], 0
+    in_slab = np.zeros(len(positions), bool)
     for members in np.array_split(order, slabs):
-        used, local = np.unique(faces[members], return_inverse=True)
+        # The slab's vertices in index order and its faces renumbered onto them (what
+        # ``np.unique(..., return_inverse=True)`` gives, without sorting millions of ids).
+        slab = faces[members]
+        in_slab[:] = False
+        in_slab[slab.reshape(-1)] = True
+        used = np.flatnonzero(in_slab)
+        local = (np.cumsum(in_slab) - 1)[slab]
         points, triangles = library.simplify(
             positions[used].astype(np.float64),
-            local.reshape(-1, 3).astype(np.int32),
+            local.astype(np.int32),
             target_count=max(4, int(len(members) * goal / len(faces))),
             agg=float(aggressiveness),
             preserve_border=True,

@@ -17,8 +17,19 @@ def face_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     Returns:
         (m, 3) float64.
     """
-    corners = positions[faces].astype(np.float64)
-    return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    faces = np.asarray(faces)
+    # Corner by corner and component by component: no (m, 3, 3) float64 copy, and the
+    # same arithmetic as ``np.cross`` of the float64 edges.
+    first = positions[faces[:, 0]].astype(np.float64)
+    edge_1 = positions[faces[:, 1]].astype(np.float64) - first
+    edge_2 = positions[faces[:, 2]].astype(np.float64)
+    edge_2 -= first
+    normals = np.empty((len(faces), 3), np.float64)
+    for axis in range(3):
+        u, v = (axis + 1) % 3, (axis + 2) % 3
+        np.multiply(edge_1[:, u], edge_2[:, v], out=normals[:, axis])
+        normals[:, axis] -= edge_1[:, v] * edge_2[:, u]
+    return normals
 
 
 def face_areas(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -42,8 +42,9 @@ def _inward_pieces(
     positions: np.ndarray, faces: np.ndarray, piece: np.ndarray, open_piece: np.ndarray
 ) -> np.ndarray:
     """(pieces,) bool: closed pieces whose faces enclose negative volume."""
-    corners = positions[faces].astype(np.float64)
-    volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
+    # Corner by corner: no (m, 3, 3) float64 copy of the mesh.
+    first, second, third = (positions[faces[:, k]].astype(np.float64) for k in range(3))
+    volume = np.einsum("ij,ij->i", first, np.cross(second, third))
     return ~open_piece & (np.bincount(piece, weights=volume, minlength=len(open_piece)) < 0.0)
 
 

@@ -59,8 +59,8 @@ def weld_exact_with_source(
     group = np.cumsum(starts) - 1
     target = np.empty(len(order), np.int64)
     target[order] = group
-    source = np.full(int(group[-1]) + 1, len(positions), np.int64)
-    np.minimum.at(source, group, order)
+    # ``lexsort`` is stable: each group's first entry is its lowest input index.
+    source = order[starts].astype(np.int64)
     return target[faces], source
 
 
