@@ -132,7 +132,10 @@ def test_single_output_file_name(tmp_path, examples_dir):
     ("args", "fragment"),
     [
         (["generate", "x.png", "--model", "nope"], "unknown model 'nope'"),
-        (["generate", "x.png", "--format", "obj"], "--format must be one of glb, ply, splat, spz"),
+        (
+            ["generate", "x.png", "--format", "fbx"],
+            "--format must be one of glb, ply, splat, spz, obj",
+        ),
         (["generate", "x.png", "--model", "inflate", "--device", "cuda"], "sees no CUDA GPU"),
         (["generate", "a.png", "b.png", "-o", "one.glb"], "need an output folder"),
         (["generate", "x.png", "-p", "oops"], "KEY=VALUE"),
