@@ -22,10 +22,11 @@ completes:
 - ``texture_decoder``: the texture latent along the shape decoder's subdivisions.
 
 The object is a spherical shell of voxels: ``--radius`` (fraction of the grid) sets the
-token counts, printed with the results. The default gives about 3k latent tokens on the
-64^3 grid, which with the decoder's 4x growth per level (random subdivision logits keep
-about half of the 8 children) reaches about 0.8 M voxels at the last level, the size the
-spec reports for real 1024 decodes.
+token counts, printed with the results. The default, 0.25, gives 1,232 tokens on the 32^3
+grid (the cascade's low-resolution latent, "a few thousand" in the spec's trace) and 4,808
+on the 64^3 grid; random subdivision logits keep about half of the 8 children, so the shape
+decoder grows 4,808 -> 19,822 -> 75,704 -> 321,751 -> 1,394,640 voxels, above the ~0.8 M the
+spec reports for a real 1024 decode (the decoder rows are an upper estimate).
 
 Offload "model": only the running stage's component is resident; it is built before the
 stage and freed after it through ``genesis3d.devices.release_memory``. Offload "none": all
