@@ -54,8 +54,8 @@ dinov3 to shape_flow, the second the decoders and mesh):
     texture_decoder  416.1    680.2     3878
 
 Every peak is below the target of 4,513 MB (1,292 M parameters = 2,465 MB + 2,048 MB).
-texture_flow (expected close to shape_flow) and the offload "none" run did not fit in the
-time of that session and are not measured.
+texture_flow (expected close to shape_flow) and the offload "none" configuration were not
+run to completion for these figures.
 """
 
 from __future__ import annotations
