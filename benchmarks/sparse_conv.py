@@ -22,6 +22,12 @@ Usage:
     python benchmarks/sparse_conv.py [--grid 256] [--radius 0.49] [--channels 64] [--repeats 3]
 
 Target: within 2x of spconv at one thread.
+
+Measured (199,184 voxels, 64 -> 64 channels, float32, best CPU seconds of 3, on a 2-core
+machine at load average 5 to 8, spconv 2.3.8): neighbour pairs 0.73 s; convolution with
+cached pairs 1.24 s at 1 thread (3.76 CPU s, 7.1 s wall at 2 threads under that load);
+pairs + convolution 1.97 s; spconv SubMConv3d 1.78 s at 1 thread; outputs identical (max
+difference 0). Ratios: 0.70x (convolution) and 1.10x (pairs + convolution): target met.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ completes:
 - ``texture_decoder``: the texture latent along the shape decoder's subdivisions.
 
 The object is a spherical shell of voxels: ``--radius`` (fraction of the grid) sets the
-token counts, printed with the results. The default gives about 3k latent tokens on the
-64^3 grid, which with the decoder's 4x growth per level (random subdivision logits keep
-about half of the 8 children) reaches about 0.8 M voxels at the last level, the size the
-spec reports for real 1024 decodes.
+token counts, printed with the results. The default, 0.25, gives 1,232 tokens on the 32^3
+grid (the cascade's low-resolution latent, "a few thousand" in the spec's trace) and 4,808
+on the 64^3 grid; random subdivision logits keep about half of the 8 children, so the shape
+decoder grows 4,808 -> 19,822 -> 75,704 -> 321,751 -> 1,394,640 voxels, above the ~0.8 M the
+spec reports for a real 1024 decode (the decoder rows are an upper estimate).
 
 Offload "model": only the running stage's component is resident; it is built before the
 stage and freed after it through ``genesis3d.devices.release_memory``. Offload "none": all
@@ -36,6 +37,25 @@ Usage:
         [--stages dinov3,ss_flow,...]
 
 Target: peak memory with offload="model" below the largest component's weights plus 2 GB.
+
+Measured (offload "model", bfloat16 weights computed in float32, 2 threads on a 2-core
+machine shared with other work, load average 6 to 8: wall times are about twice the CPU
+times; CPU seconds are summed over both threads; two runs side by side, the first covering
+dinov3 to shape_flow, the second the decoders and mesh):
+
+    stage            cpu s   wall s   peak MB
+    dinov3           145.6    367.6     1162   1029 + 4101 tokens
+    ss_flow          700.3   1300.0     3314   4096 tokens, CFG (2 calls)
+    ss_decoder        14.6     18.4      709
+    shape_upsample   122.0    285.2     1861   1,232 tokens -> 293,557 voxels
+    shape_flow       972.2   1710.2     3398   4,808 tokens, CFG (2 calls)
+    shape_decoder    399.6    823.5     3691   -> 1,394,640 voxels
+    mesh               3.2      4.1     1525   205,734 faces
+    texture_decoder  416.1    680.2     3878
+
+Every peak is below the target of 4,513 MB (1,292 M parameters = 2,465 MB + 2,048 MB).
+texture_flow (expected close to shape_flow) and the offload "none" configuration were not
+run to completion for these figures.
 """
 
 from __future__ import annotations
