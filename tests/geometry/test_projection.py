@@ -114,3 +114,32 @@ def test_grid_search_finds_the_k_d_trees_nearest_centroids():
     found = np.sqrt(((centres[near] - points[:, None]) ** 2).sum(axis=2))
     np.testing.assert_allclose(found, distance, rtol=1e-12, atol=1e-15)
     assert (np.diff(found, axis=1) >= 0).all()
+
+
+def test_grid_search_hands_points_far_in_cells_to_the_tree():
+    """Tiny faces make tiny cells: a point many cells from any centre must not scan them all."""
+    pytest.importorskip("numba")
+    from scipy.spatial import cKDTree
+
+    from genesis3d.geometry.mesh_ops import face_areas
+
+    side = np.linspace(0.0, 0.01, 101)
+    x, y = np.meshgrid(side, side, indexing="ij")
+    grid_points = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
+    corner = np.arange(100)[:, None] * 101 + np.arange(100)[None, :]
+    tiny = np.concatenate(
+        [
+            np.stack([corner, corner + 101, corner + 1], axis=-1).reshape(-1, 3),
+            np.stack([corner + 1, corner + 101, corner + 102], axis=-1).reshape(-1, 3),
+        ]
+    )
+    far = np.array([[5.0, 5.0, 5.0], [6.0, 5.0, 5.0], [5.0, 6.0, 5.0]])
+    positions = np.concatenate([grid_points, far])
+    faces = np.concatenate([tiny, [[len(grid_points), len(grid_points) + 1, len(grid_points) + 2]]])
+    centres = positions[faces].mean(axis=1)
+    grid = projection._CentroidGrid(centres, face_areas(positions, faces))
+    points = np.array([[5.2, 5.2, 5.1], [3.0, 3.0, 3.0], [0.005, 0.005, 0.001]])
+    near = grid.query(points, 8)
+    distance, _ = cKDTree(centres).query(points, k=8)
+    found = np.sqrt(((centres[near] - points[:, None]) ** 2).sum(axis=2))
+    np.testing.assert_allclose(found, distance, rtol=1e-12, atol=1e-15)

@@ -230,7 +230,7 @@ def _numba_nearest() -> Callable[..., None]:
     import numba
 
     @numba.njit(parallel=True, cache=True, fastmath=False)
-    def nearest(query, centres, ids, keys, starts, origin, cell, dims, near):  # noqa: PLR0912
+    def nearest(query, centres, ids, keys, starts, origin, cell, dims, max_ring, near):  # noqa: PLR0912
         count, wanted = near.shape
         for i in numba.prange(count):
             best = np.full(wanted, np.inf)
@@ -241,6 +241,11 @@ def _numba_nearest() -> Callable[..., None]:
                 home[axis] = np.int64(np.floor((query[i, axis] - origin[axis]) / cell))
             ring = 0
             while True:
+                if ring > max_ring:
+                    # Far from every centre in cell units (a point off the surface, or
+                    # faces of very uneven size): left to the k-d tree.
+                    near[i, 0] = -1
+                    break
                 for x in range(home[0] - ring, home[0] + ring + 1):
                     if x < 0 or x >= dims[0]:
                         continue
@@ -291,10 +296,15 @@ def _numba_nearest() -> Callable[..., None]:
                 if everything or (found >= wanted and best[wanted - 1] <= reach * reach):
                     break
                 ring += 1
-            for k in range(wanted):
-                near[i, k] = best_id[k]
+            if ring <= max_ring:
+                for k in range(wanted):
+                    near[i, k] = best_id[k]
 
     return nearest
+
+
+#: rings of cells searched around a point before it is handed to the k-d tree
+_MAX_RING = 6
 
 
 class _CentroidGrid:
@@ -320,14 +330,16 @@ class _CentroidGrid:
         self.centres = np.ascontiguousarray(centres[order])
         self.ids = order.astype(np.int64)
         self.origin, self.cell, self.dims = low, cell, dims
+        self._tree = None
 
     def query(self, points: np.ndarray, count: int) -> np.ndarray:
         """The ``count`` nearest centres of (k, 3) float64 points: (k, count) int64 face ids."""
         near = np.empty((len(points), count), np.int64)
+        points = np.ascontiguousarray(points)
         kernel = _numba_nearest()
         with _KERNEL_LOCK:
             kernel(
-                np.ascontiguousarray(points),
+                points,
                 self.centres,
                 self.ids,
                 self.keys,
@@ -335,8 +347,19 @@ class _CentroidGrid:
                 self.origin,
                 self.cell,
                 self.dims,
+                _MAX_RING,
                 near,
             )
+        far = np.flatnonzero(near[:, 0] < 0)
+        if len(far):
+            # The search stops after _MAX_RING rings (its cost grows with the cube of the
+            # ring); the few points beyond go to a k-d tree, the NumPy path's search.
+            from scipy.spatial import cKDTree
+
+            if self._tree is None:
+                self._tree = cKDTree(self.centres)
+            _, index = self._tree.query(points[far], k=count)
+            near[far] = self.ids[np.asarray(index).reshape(len(far), count)]
         return near
 
 
