@@ -194,18 +194,33 @@ def marching_cubes_refined(
     # it lies on the lower brick face (bricks share their face points). Linear ids, 1-D.
     per_axis = -(-cells // brick)
     side = brick + 1
-    owner = indices // brick
-    on_face = (indices % brick == 0) & (indices > 0)
+    # Per axis, 1-D: a point's brick and place in it, and whether it lies on the lower face
+    # of its brick (then the brick below holds it too, as its upper face).
+    owner = [np.ascontiguousarray(indices[:, axis]) // brick for axis in range(3)]
+    place = [indices[:, axis] - owner[axis] * brick for axis in range(3)]
+    on_face = [(place[axis] == 0) & (indices[:, axis] > 0) for axis in range(3)]
     targets, locals_, sources = [], [], []
     for shift in ((x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)):
-        rows = np.flatnonzero(on_face[:, np.array(shift, bool)].all(axis=1))
-        box = owner[rows] - np.array(shift)
-        local = indices[rows] - box * brick
-        fits = (box < per_axis).all(axis=1)
-        rows, box, local = rows[fits], box[fits], local[fits]
-        targets.append((box[:, 0] * per_axis + box[:, 1]) * per_axis + box[:, 2])
-        locals_.append((local[:, 0] * side + local[:, 1]) * side + local[:, 2])
-        sources.append(rows)
+        rows = None
+        for axis in range(3):
+            if shift[axis]:
+                rows = on_face[axis] if rows is None else rows & on_face[axis]
+        if rows is None:  # every point, in its own brick
+            box, local, source = owner, place, values
+        else:
+            picked = np.flatnonzero(rows)
+            box = [owner[axis][picked] - shift[axis] for axis in range(3)]
+            local = [place[axis][picked] + shift[axis] * brick for axis in range(3)]
+            source = values[picked]
+        # A point on the grid's far face has no brick of its own beyond the last one.
+        fits = (box[0] < per_axis) & (box[1] < per_axis) & (box[2] < per_axis)
+        if not fits.all():
+            box = [part[fits] for part in box]
+            local = [part[fits] for part in local]
+            source = source[fits]
+        targets.append((box[0] * per_axis + box[1]) * per_axis + box[2])
+        locals_.append((local[0] * side + local[1]) * side + local[2])
+        sources.append(source)
     target = np.concatenate(targets)
     active = np.zeros(per_axis**3, bool)
     active[target] = True
@@ -227,9 +242,9 @@ def marching_cubes_refined(
     grids = _upsample2(gathered)
     listed = np.zeros(grids.shape, bool)
     flat = slot_of[target] * side**3 + np.concatenate(locals_)
-    grids.reshape(-1)[flat] = values[np.concatenate(sources)]
+    grids.reshape(-1)[flat] = np.concatenate(sources)
     listed.reshape(-1)[flat] = True
-    del target, flat, owner, on_face
+    del target, flat, owner, place, on_face
     corner_any = np.zeros((len(bricks), brick, brick, brick), bool)
     for offset in np.array(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")).reshape(3, -1).T:
         corner_any |= listed[

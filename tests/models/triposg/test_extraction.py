@@ -134,6 +134,9 @@ def test_final_points_equal_the_dense_refinement(size):
     marked[0, 0, 0] = marked[-1, -1, -1] = True
     expected = refine_indices(marked, final=True).nonzero()
     assert torch.equal(final_points(marked), expected)
+    grouped = final_points(marked, ordered=False)
+    assert len(grouped) == len(expected)
+    assert torch.equal(torch.unique(grouped, dim=0), expected)
 
 
 def test_sparse_flash_gives_the_dense_flash_surface():

@@ -141,7 +141,7 @@ def refine_indices(marked: torch.Tensor, *, final: bool) -> torch.Tensor:
     return _dilate(fine, 1 if not final else 2)
 
 
-def final_points(marked: torch.Tensor) -> torch.Tensor:
+def final_points(marked: torch.Tensor, *, ordered: bool = True) -> torch.Tensor:
     """The points of the final level, without the fine grid: ``refine_indices(marked,
     final=True).nonzero()``.
 
@@ -152,9 +152,11 @@ def final_points(marked: torch.Tensor) -> torch.Tensor:
 
     Args:
         marked: (D, D, D) bool from :func:`near_surface`.
+        ordered: sort the points in row-major order (the official order); otherwise they
+            come grouped by parity class, which is all marching cubes needs.
 
     Returns:
-        (N, 3) int64 fine indices in [0, 2D - 2], in row-major order.
+        (N, 3) int64 fine indices in [0, 2D - 2].
     """
     size = 2 * marked.shape[0] - 1
     parts = []
@@ -171,6 +173,8 @@ def final_points(marked: torch.Tensor) -> torch.Tensor:
                 mask = grown
         parts.append(mask.nonzero() * 2 + torch.tensor(parity, device=marked.device))
     points = torch.cat(parts)
+    if not ordered:
+        return points
     key = (points[:, 0] * size + points[:, 1]) * size + points[:, 2]
     return points[torch.argsort(key)]
 
@@ -353,7 +357,7 @@ def _flash(
         final = number == len(ladder) - 1
         marked = near_surface(grid, evaluated)
         if final and not dense_final:
-            indices, fine = final_points(marked), None
+            indices, fine = final_points(marked, ordered=False), None
         else:
             fine = refine_indices(marked, final=final)
             indices = fine.nonzero()
