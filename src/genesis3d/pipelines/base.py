@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from genesis3d.assets import MeshAsset, SplatAsset
+from genesis3d.errors import ConfigError
 from genesis3d.progress import ProgressCallback
 
 OutputKind = Literal["mesh", "splats"]
@@ -103,3 +104,20 @@ def timed(timings: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = time.perf_counter() - start
+
+
+_FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def flag_param(name: str, value: Any) -> bool:
+    """A yes/no model parameter from a bool or its spelling in a form, JSON or ``-p KEY=VALUE``.
+
+    Raises:
+        ConfigError: anything but true/false, 1/0 or yes/no.
+    """
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in _FLAG_WORDS:
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return _FLAG_WORDS[word]

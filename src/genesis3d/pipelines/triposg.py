@@ -35,7 +35,7 @@ from genesis3d.geometry.mesh_ops import vertex_normals
 from genesis3d.models.triposg import components as parts
 from genesis3d.models.triposg.extraction import ExtractionOptions, extract_mesh
 from genesis3d.models.triposg.sampling import sample_latents
-from genesis3d.pipelines.base import Generation, OutputKind, Pipeline, timed
+from genesis3d.pipelines.base import Generation, OutputKind, Pipeline, flag_param, timed
 from genesis3d.preprocess import load_image
 from genesis3d.preprocess.matte import remove_background
 from genesis3d.progress import ProgressCallback, StageReporter
@@ -116,21 +116,12 @@ class TripoSGParams:
             if name == "extraction":
                 values[name] = str(value)
             elif name == "clean":
-                values[name] = _flag(name, value)
+                values[name] = flag_param(name, value)
             elif name == "faces" and value in (None, -1, 0, "none"):
                 values[name] = None
             else:
                 values[name] = _number(name, value, float if name == "guidance_scale" else int)
         return cls(**values)
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-    if str(value).strip().lower() in words:
-        return words[str(value).strip().lower()]
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _number(name: str, value: Any, kind: type) -> Any:

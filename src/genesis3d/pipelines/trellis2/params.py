@@ -15,6 +15,7 @@ from genesis3d.geometry.uv import check_texture_size
 from genesis3d.models.trellis2 import components as parts
 from genesis3d.models.trellis2.structure import MAX_CASCADE_TOKENS
 from genesis3d.nn.dinov3 import IMAGENET_MEAN, IMAGENET_STD
+from genesis3d.pipelines.base import flag_param
 
 PipelineType = Literal["512", "1024", "1024_cascade", "1536_cascade"]
 #: type -> (structure grid, output resolution, whether the shape is sampled in two passes)
@@ -96,20 +97,10 @@ class Trellis2Params:
             elif key == "steps" and value in (None, "none"):
                 values[key] = None
             elif key == "remesh":
-                values[key] = _flag(key, value)
+                values[key] = flag_param(key, value)
             else:
                 values[key] = _whole(key, value)
         return cls(**values)
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-    word = str(value).strip().lower()
-    if word not in words:
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return words[word]
 
 
 def _whole(name: str, value: Any) -> int:
