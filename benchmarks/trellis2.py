@@ -141,7 +141,7 @@ def build(name: str):
     from genesis3d.models.trellis2.flow import ElasticSLatFlowModel, SparseStructureFlowModel
     from genesis3d.models.trellis2.sc_vae import FlexiDualGridVaeDecoder, SparseUnetVaeDecoder
     from genesis3d.models.trellis2.structure_decoder import SparseStructureDecoder
-    from genesis3d.models.triposplat.encoders import DINOv3Config, DINOv3ViT
+    from genesis3d.nn.dinov3 import DINOv3Config, DINOv3ViT
 
     builders = {
         "dinov3": lambda: DINOv3ViT(
@@ -362,6 +362,7 @@ def main() -> None:
         f"{'offload':7} {'stage':16} {'wall s':>8} {'cpu s':>8} {'build s':>8} {'peak MB':>8}  note"
     )
     summary = []
+    failed: list[str] = []
     for policy in args.offload.split(","):
         command = [sys.executable, __file__, "--child", "--policy", policy, "--threads", str(args.threads),
                    "--radius", str(args.radius), "--stages", args.stages]  # fmt: skip
@@ -393,6 +394,7 @@ def main() -> None:
                 peak = json.loads(payload)["peak_mb"]
         if process.wait() != 0:
             print(f"offload={policy} failed with exit status {process.returncode}", flush=True)
+            failed.append(policy)
             continue
         target = largest * 2 / 2**20 + 2048
         verdict = ("ok" if peak < target else "OVER") if policy == "model" else ""
@@ -402,6 +404,8 @@ def main() -> None:
           f"parameters, {largest * 2 / 2**20:.0f} MB in bfloat16) + 2048 MB")  # fmt: skip
     for line in summary:
         print(line)
+    if failed:
+        sys.exit(f"failed: offload={', '.join(failed)}")
 
 
 if __name__ == "__main__":
