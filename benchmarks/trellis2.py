@@ -53,9 +53,16 @@ dinov3 to shape_flow, the second the decoders and mesh):
     mesh               3.2      4.1     1525   205,734 faces
     texture_decoder  416.1    680.2     3878
 
-Every peak is below the target of 4,513 MB (1,292 M parameters = 2,465 MB + 2,048 MB).
-texture_flow (expected close to shape_flow) and the offload "none" configuration were not
-run to completion for these figures.
+Later, on the idle machine (2 threads):
+
+    model   texture_flow     921.4    771.8     3408   4,808 tokens, 64 channels in, CFG
+    none    (build all)                         12624   eight networks built in 136 s
+    none    ss_decoder        14.5      7.8    12834
+    none    dinov3            99.9     52.1    12960
+
+Every offload "model" peak is below the target of 4,513 MB (1,292 M parameters = 2,465 MB
++ 2,048 MB). The other offload "none" stages were not run (their compute is the stages'
+above; their memory adds each stage's working memory to the 12.6 GB resident).
 """
 
 from __future__ import annotations
