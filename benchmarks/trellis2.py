@@ -72,9 +72,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+from _memory import PeakSampler, rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = [
@@ -98,41 +99,6 @@ UNET_ARGS = dict(
     block_type=["SparseConvNeXtBlock3d"] * 5, up_block_type=["SparseResBlockC2S3d"] * 4,
     block_args=[{}] * 5, use_fp16=True,
 )  # fmt: skip
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class PeakSampler:
-    """Samples this process' resident memory every 20 ms; ``mark(stage)`` starts a new stage."""
-
-    def __init__(self) -> None:
-        self.peaks: dict[str, float] = {}
-        self.stage = "start"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = _rss_mb()
-            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
-            time.sleep(0.02)
-
-    def mark(self, stage: str) -> None:
-        rss = _rss_mb()
-        self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
-        self.stage = stage
-        self.peaks[stage] = max(self.peaks.get(stage, 0.0), rss)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def build(name: str):
@@ -218,7 +184,7 @@ def child(args: argparse.Namespace) -> None:
     torch.set_grad_enabled(False)
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    sampler = PeakSampler()
+    sampler = PeakSampler("start")
     generator = torch.Generator().manual_seed(0)
     resident: dict = {}
     if args.offload == "none":
@@ -227,7 +193,7 @@ def child(args: argparse.Namespace) -> None:
                      "tex_flow_1024", "shape_decoder", "tex_decoder"]:  # fmt: skip
             resident[name] = build(name)
         print(
-            "BUILT " + json.dumps({"build_s": time.perf_counter() - start, "rss_mb": _rss_mb()}),
+            "BUILT " + json.dumps({"build_s": time.perf_counter() - start, "rss_mb": rss_mb()}),
             flush=True,
         )
     shape_settings = SamplerSettings(
@@ -341,7 +307,7 @@ def child(args: argparse.Namespace) -> None:
         sampler.mark("between")
         print("STAGE " + json.dumps({
             "stage": stage, "wall_s": wall, "cpu_s": cpu, "build_s": build_s, "params": params,
-            "peak_mb": sampler.peaks[stage], "after_mb": _rss_mb(), "note": note,
+            "peak_mb": sampler.peaks[stage], "after_mb": rss_mb(), "note": note,
         }), flush=True)  # fmt: skip
     sampler.stop()
     print("DONE " + json.dumps({"peak_mb": max(sampler.peaks.values())}), flush=True)

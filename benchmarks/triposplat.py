@@ -21,48 +21,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+from _memory import PeakSampler, rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 PICTURES = REPO.parent / "shared" / "testdata" / "images"
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class PeakSampler:
-    """Samples this process' resident memory every 20 ms; ``mark(stage)`` starts a new stage."""
-
-    def __init__(self) -> None:
-        self.peaks: dict[str, float] = {}
-        self.stage = "load"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = _rss_mb()
-            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
-            time.sleep(0.02)
-
-    def mark(self, stage: str) -> None:
-        rss = _rss_mb()
-        self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
-        self.stage = stage
-        self.peaks[stage] = max(self.peaks.get(stage, 0.0), rss)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def write_full_size(folder: Path) -> Path:
@@ -114,8 +80,8 @@ def child(args: argparse.Namespace) -> None:
     from genesis3d.pipelines.triposplat import TripoSplatPipeline
 
     torch.set_grad_enabled(False)
-    sampler = PeakSampler()
-    base = _rss_mb()
+    sampler = PeakSampler("load")
+    base = rss_mb()
     start = time.perf_counter()
     pipeline = TripoSplatPipeline.from_pretrained(
         args.weights, device=args.device, dtype=args.dtype, offload=args.offload

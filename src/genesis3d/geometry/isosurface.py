@@ -17,6 +17,27 @@ import numpy as np
 from genesis3d.errors import ExtractionError
 
 
+def _check_finite(name: str, values: np.ndarray) -> None:
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ExtractionError(
+            f"the {name} has {int((~finite).sum())} non-finite values of {values.size}; "
+            "the model produced NaN or infinity (try float32: --dtype float32)"
+        )
+
+
+def _check_crossing(low: float, high: float, level: float, *, nothing: bool = False) -> None:
+    """Refuse a field whose values in [low, high] never cross ``level`` (or ``nothing`` to mesh)."""
+    if nothing or not low < level < high:
+        state = (
+            "empty (every value is outside)" if high <= level else "full (every value is inside)"
+        )
+        raise ExtractionError(
+            f"the field has no surface at level {level}: it is {state}, values in "
+            f"[{low:.4g}, {high:.4g}]; try another seed or picture"
+        )
+
+
 def marching_cubes_indices(
     values: np.ndarray, level: float = 0.0, *, cells: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -45,21 +66,8 @@ def marching_cubes_indices(
         raise ExtractionError(
             f"marching cubes needs a 3-D grid with at least 2 points per axis, got shape {grid.shape}"
         )
-    finite = np.isfinite(grid)
-    if not finite.all():
-        raise ExtractionError(
-            f"the field has {int((~finite).sum())} non-finite values of {grid.size}; "
-            "the model produced NaN or infinity (try float32: --dtype float32)"
-        )
-    low, high = float(grid.min()), float(grid.max())
-    if not low < level < high:
-        state = (
-            "empty (every value is outside)" if high <= level else "full (every value is inside)"
-        )
-        raise ExtractionError(
-            f"the field has no surface at level {level}: it is {state}, values in "
-            f"[{low:.4g}, {high:.4g}]; try another seed or picture"
-        )
+    _check_finite("field", grid)
+    _check_crossing(float(grid.min()), float(grid.max()), level)
     if cells is not None and cells.shape != grid.shape:
         raise ExtractionError(f"cells has shape {cells.shape}, the grid {grid.shape}")
     vertices, faces, _, _ = marching_cubes(
@@ -172,23 +180,12 @@ def marching_cubes_refined(
     cells = 2 * (coarse.shape[0] - 1)
     if len(indices) and (indices.min() < 0 or indices.max() > cells):
         raise ExtractionError(f"fine indices must lie in [0, {cells}]")
-    for name, array in (("coarse grid", coarse), ("refined values", values)):
-        finite = np.isfinite(array)
-        if not finite.all():
-            raise ExtractionError(
-                f"the {name} has {int((~finite).sum())} non-finite values of {array.size}; "
-                "the model produced NaN or infinity (try float32: --dtype float32)"
-            )
+    _check_finite("coarse grid", coarse)
+    _check_finite("refined values", values)
     low = min(float(coarse.min()), float(values.min()) if len(values) else np.inf)
     high = max(float(coarse.max()), float(values.max()) if len(values) else -np.inf)
-    if not low < level < high or not len(indices):
-        state = (
-            "empty (every value is outside)" if high <= level else "full (every value is inside)"
-        )
-        raise ExtractionError(
-            f"the field has no surface at level {level}: it is {state}, values in "
-            f"[{low:.4g}, {high:.4g}]; try another seed or picture"
-        )
+    # No refined point: the coarse level saw no surface to refine around.
+    _check_crossing(low, high, level, nothing=not len(indices))
 
     # Where each listed point goes: its brick, and also the brick below on every axis where
     # it lies on the lower brick face (bricks share their face points). Linear ids, 1-D.
