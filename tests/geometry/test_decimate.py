@@ -69,3 +69,11 @@ def test_bad_budget_or_backend_is_refused(dense_torus):
         decimate(*dense_torus, 2)
     with pytest.raises(ConfigError, match="backend"):
         decimate(*dense_torus, 100, backend="open3d")
+
+
+def test_slab_workers_do_not_change_the_result(dense_torus):
+    positions, faces = dense_torus
+    alone = decimate(positions, faces, 4_000, prepass_above=20_000, slab_faces=10_000, workers=1)
+    pooled = decimate(positions, faces, 4_000, prepass_above=20_000, slab_faces=10_000, workers=2)
+    assert len(alone[1]) == len(pooled[1])
+    assert (alone[0] == pooled[0]).all() and (alone[1] == pooled[1]).all()
