@@ -4,8 +4,10 @@ Stages, each a public function:
 
 1. :func:`rasterize_atlas`: which light-mesh face covers each texel centre, and where
    (barycentrics); vectorised NumPy, triangles bucketed by the size of their texel box.
-   Texels up to ``border`` texels outside a chart get the nearest face too, with
-   barycentrics clamped onto it, so bilinear taps across a chart edge read true values.
+   Texels up to ``border`` texels outside a chart get the nearest face too, with its
+   barycentrics extrapolated (the face's plane continued past its edge, then projected
+   like any texel), so bilinear taps across a chart edge read the values the surface has
+   where it continues across the seam.
 2. :func:`~genesis3d.geometry.projection.project_to_surface`: each texel's point on the
    light mesh goes to its closest point on the dense surface, preferring faces that face
    along the light mesh's normal, with one face per shared edge or vertex (no per-texel
@@ -103,7 +105,8 @@ class AtlasRaster:
 
     Attributes:
         face_ids: (S, S) int64 face per texel (row = v, column = u), -1 where none.
-        barycentrics: (S, S, 3) float32 weights of the face's corners (0 where none).
+        barycentrics: (S, S, 3) float32 weights of the face's corners, summing to 1 (0
+            where none); in the border band some are negative (extrapolated).
         covered: (S, S) bool texel centres inside a UV triangle (the rest of
             ``face_ids >= 0`` is the border band around charts).
     """
@@ -137,7 +140,7 @@ def rasterize_atlas(
         faces: (m, 3) int.
         texture_size: S, the texture side.
         border: texels within this distance outside the charts also get the nearest
-            face, with barycentrics clamped onto the triangle; 0 for none.
+            face, with barycentrics extrapolated past its edge; 0 for none.
 
     Returns:
         The :class:`AtlasRaster`.
@@ -186,8 +189,7 @@ def rasterize_atlas(
         source = nearest[0].reshape(-1)[band] * size + nearest[1].reshape(-1)[band]
         band_faces = face_ids[source]
         centres = np.stack([band % size, band // size], axis=1).astype(np.float64)
-        bary = np.clip(_barycentrics_2d(centres, corners[band_faces]), 0.0, None)
-        bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)
+        bary = _barycentrics_2d(centres, corners[band_faces])
         face_ids[band] = band_faces
         weights[band] = bary
     return AtlasRaster(

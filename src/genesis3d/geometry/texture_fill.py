@@ -153,15 +153,27 @@ def texture_fill(
     unfilled = 0
     if gutter.any() and covered.any():
         values = image.astype(np.float32)
-        square = (2 * window + 1, 2 * window + 1, 1)
-        low = np.where(covered[..., None], values, np.inf)
-        high = np.where(covered[..., None], values, -np.inf)
-        low = ndimage.minimum_filter(low, size=square, mode="nearest")
-        high = ndimage.maximum_filter(high, size=square, mode="nearest")
-        # Gutter texels with no covered texel in their window take the window of their
-        # nearest covered texel.
+        covered_values_low = np.where(covered[..., None], values, np.inf)
+        covered_values_high = np.where(covered[..., None], values, -np.inf)
+
+        def covered_range(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            square = (side, side, 1)
+            low = ndimage.minimum_filter(covered_values_low, size=square, mode="nearest")
+            high = ndimage.maximum_filter(covered_values_high, size=square, mode="nearest")
+            count = ndimage.uniform_filter(
+                covered.astype(np.float32), size=side, mode="constant"
+            ) * np.float32(side * side)
+            return low, high, count > 2.5
+
+        low, high, enough = covered_range(2 * window + 1)
+        # Fewer than three covered texels (a sliver of a chart) show too little of its
+        # gradient: judge against a square twice as wide, then against the square around
+        # the nearest covered texel.
+        wide_low, wide_high, wide_enough = covered_range(4 * window + 1)
+        low = np.where(enough[..., None], low, wide_low)
+        high = np.where(enough[..., None], high, wide_high)
         _, nearest = ndimage.distance_transform_edt(~covered, return_indices=True)
-        alone = ~np.isfinite(low).all(axis=-1)
+        alone = ~(enough | wide_enough)
         low[alone] = low[nearest[0][alone], nearest[1][alone]]
         high[alone] = high[nearest[0][alone], nearest[1][alone]]
         # A band sampled past the chart edge continues the chart's gradient: allow one
