@@ -175,3 +175,19 @@ def test_a_t_junction_crack_is_closed_by_splitting_not_by_a_flat_fan():
     health = mesh_health(result.positions, result.faces)
     assert health.watertight and health.degenerate_faces == 0 and health.consistently_oriented
     assert result.report.holes_filled == 1 and result.report.hole_faces_added == 1
+
+
+@pytest.mark.parametrize("nodes, pairs", [(1, 0), (7, 3), (500, 300), (20_000, 19_000)])
+def test_connected_labels_number_components_like_scipy(nodes, pairs):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from genesis3d.geometry.weld import connected_labels
+
+    rng = np.random.default_rng(nodes)
+    rows, cols = rng.integers(0, nodes, (2, pairs))
+    graph = coo_matrix((np.ones(pairs, np.int8), (rows, cols)), shape=(nodes, nodes))
+    expected = connected_components(graph, directed=False)[1]
+    labels = connected_labels(rows, cols, nodes)
+    assert labels.dtype == np.int32
+    assert (labels == expected).all()
