@@ -178,16 +178,35 @@ def test_a_t_junction_crack_is_closed_by_splitting_not_by_a_flat_fan():
 
 
 @pytest.mark.parametrize("nodes, pairs", [(1, 0), (7, 3), (500, 300), (20_000, 19_000)])
-def test_connected_labels_number_components_like_scipy(nodes, pairs):
+def test_compiled_union_find_numbers_components_like_scipy(nodes, pairs):
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from genesis3d.geometry.weld import connected_labels
+    from genesis3d.geometry.compiled import union_find_labels
 
+    pytest.importorskip("numba")
     rng = np.random.default_rng(nodes)
     rows, cols = rng.integers(0, nodes, (2, pairs))
     graph = coo_matrix((np.ones(pairs, np.int8), (rows, cols)), shape=(nodes, nodes))
     expected = connected_components(graph, directed=False)[1]
-    labels = connected_labels(rows, cols, nodes)
+    labels = union_find_labels()(rows, cols, nodes)
     assert labels.dtype == np.int32
     assert (labels == expected).all()
+
+
+def test_compiled_edge_order_and_face_normals_match_numpy():
+    from genesis3d.geometry.compiled import edge_order, face_normals_kernel
+    from genesis3d.geometry.mesh_ops import _face_normals_numpy
+
+    pytest.importorskip("numba")
+    positions, faces = torus(96, 48)
+    rng = np.random.default_rng(0)
+    faces = faces[rng.permutation(len(faces))]
+    faces = np.concatenate([faces, faces[:50]])  # repeated edges keep their slot order
+    start = faces.T.reshape(-1)
+    end = np.roll(faces, -1, axis=1).T.reshape(-1)
+    low, high = np.minimum(start, end), np.maximum(start, end)
+    expected = np.argsort(low * len(positions) + high, kind="stable")
+    assert (edge_order()(low, high, len(positions)) == expected).all()
+    normals = face_normals_kernel()(positions, faces)
+    assert (normals == _face_normals_numpy(positions, faces)).all()

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from genesis3d.geometry.compiled import edge_order
 from genesis3d.geometry.mesh_ops import face_normals, weld_exact
 
 
@@ -104,8 +105,12 @@ def _edge_table(faces: np.ndarray, vertex_count: int) -> _EdgeTable:
     end = np.roll(faces, -1, axis=1).T.reshape(-1)
     low, high = np.minimum(start, end), np.maximum(start, end)
     slot_keys = low * np.int64(vertex_count) + high
-    # One stable argsort gives the unique keys, the inverse and the slots of each edge.
-    order = np.argsort(slot_keys, kind="stable")
+    # One stable sort gives the unique keys, the inverse and the slots of each edge.
+    kernel = edge_order() if len(slot_keys) > 4096 else None
+    if kernel is not None:
+        order = kernel(low, high, int(vertex_count))
+    else:
+        order = np.argsort(slot_keys, kind="stable")
     ordered = slot_keys[order]
     new = np.ones(len(order), bool)
     new[1:] = ordered[1:] != ordered[:-1]

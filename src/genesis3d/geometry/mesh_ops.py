@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from genesis3d.errors import InputError
+from genesis3d.geometry.compiled import face_normals_kernel
 
 
 def face_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -18,6 +19,14 @@ def face_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
         (m, 3) float64.
     """
     faces = np.asarray(faces)
+    kernel = face_normals_kernel() if len(faces) > 4096 else None
+    if kernel is not None:
+        return kernel(np.ascontiguousarray(positions), np.ascontiguousarray(faces))
+    return _face_normals_numpy(positions, faces)
+
+
+def _face_normals_numpy(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """:func:`face_normals` in NumPy (the compiled kernel's twin)."""
     # Corner by corner and component by component: no (m, 3, 3) float64 copy, and the
     # same arithmetic as ``np.cross`` of the float64 edges.
     first = positions[faces[:, 0]].astype(np.float64)

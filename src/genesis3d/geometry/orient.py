@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from genesis3d.geometry.measure import _edge_table
-from genesis3d.geometry.mesh_ops import check_mesh
+from genesis3d.geometry.mesh_ops import check_mesh, face_normals
 from genesis3d.geometry.weld import connected_labels
 
 __all__ = ["orient_faces"]
@@ -20,11 +20,11 @@ def _consistent(faces: np.ndarray, edges) -> tuple[np.ndarray, np.ndarray, np.nd
     m = len(faces)
     manifold = np.flatnonzero(edges.counts == 2)
     slot_a, slot_b = edges.order[edges.first[manifold]], edges.order[edges.first[manifold] + 1]
-    corner_a, face_a = np.divmod(slot_a, m)
-    corner_b, face_b = np.divmod(slot_b, m)
-    forward_a = faces[face_a, corner_a] < faces[face_a, (corner_a + 1) % 3]
-    forward_b = faces[face_b, corner_b] < faces[face_b, (corner_b + 1) % 3]
-    agree = forward_a != forward_b  # opposite directions: already consistent
+    face_a, face_b = slot_a % m, slot_b % m
+    # Slot s = corner * m + face runs from faces[face, corner] to the next corner.
+    start = faces.T.reshape(-1)
+    forward = start < np.roll(faces, -1, axis=1).T.reshape(-1)
+    agree = forward[slot_a] != forward[slot_b]  # opposite directions: already consistent
     # Node f is face f as is, node f + m face f reversed.
     labels = connected_labels(
         np.concatenate([face_a, face_a + m]),
@@ -42,9 +42,9 @@ def _inward_pieces(
     positions: np.ndarray, faces: np.ndarray, piece: np.ndarray, open_piece: np.ndarray
 ) -> np.ndarray:
     """(pieces,) bool: closed pieces whose faces enclose negative volume."""
-    # Corner by corner: no (m, 3, 3) float64 copy of the mesh.
-    first, second, third = (positions[faces[:, k]].astype(np.float64) for k in range(3))
-    volume = np.einsum("ij,ij->i", first, np.cross(second, third))
+    # a . (b x c) = a . ((b - a) x (c - a)): one corner and the face normal.
+    first = positions[faces[:, 0]].astype(np.float64)
+    volume = np.einsum("ij,ij->i", first, face_normals(positions, faces))
     return ~open_piece & (np.bincount(piece, weights=volume, minlength=len(open_piece)) < 0.0)
 
 

@@ -1,0 +1,152 @@
+"""Compiled mesh kernels (numba) behind the NumPy and SciPy code they speed up.
+
+numba comes with the ``export`` extra. Each kernel here is built on first use
+(``cache=True`` keeps the machine code between runs) and has a NumPy or SciPy twin at its
+call site that gives the same result; without numba the twins run, and the first call
+says so once in the log. Kernels: :func:`union_find_labels` (connected components),
+:func:`edge_order` (the slots of a face list's edges, sorted by edge) and
+:func:`face_normals_kernel` (unnormalised face normals).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["edge_order", "face_normals_kernel", "numba_available", "union_find_labels"]
+
+_INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
+
+
+@functools.cache
+def numba_available() -> bool:
+    """Whether numba is importable; logs once when it is not."""
+    if importlib.util.find_spec("numba") is not None:
+        return True
+    logger.info(
+        "numba is not installed: mesh cleaning runs its NumPy/SciPy code (same results, "
+        "several times slower); for speed: %s",
+        _INSTALL,
+    )
+    return False
+
+
+def _build(builder: Callable[[Any], Callable[..., Any]]) -> Callable[[], Callable[..., Any] | None]:
+    """A cached getter of ``builder(numba)``'s kernel, or None without numba."""
+
+    @functools.cache
+    def get() -> Callable[..., Any] | None:
+        if not numba_available():
+            return None
+        import numba
+
+        return builder(numba)
+
+    return get
+
+
+@_build
+def union_find_labels(numba: Any) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
+    """``(rows, cols, count) -> (count,) int32`` labels, numbered by lowest node (scipy's)."""
+
+    @numba.njit(cache=True)
+    def labels_of(rows, cols, count):
+        # Each root is its component's smallest node: link the larger root under the
+        # smaller, with path halving on the way up.
+        parent = np.arange(count)
+        for k in range(len(rows)):
+            a, b = rows[k], cols[k]
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            while parent[b] != b:
+                parent[b] = parent[parent[b]]
+                b = parent[b]
+            if a < b:
+                parent[b] = a
+            elif b < a:
+                parent[a] = b
+        # A node's root comes before it, so the root's label is already known.
+        labels = np.empty(count, np.int32)
+        following = 0
+        for node in range(count):
+            root = node
+            while parent[root] != root:
+                root = parent[root]
+            if root == node:
+                labels[node] = following
+                following += 1
+            else:
+                labels[node] = labels[root]
+        return labels
+
+    return labels_of
+
+
+@_build
+def edge_order(numba: Any) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
+    """``(low, high, count) -> order``: ``np.argsort(low * count + high, kind="stable")``.
+
+    A counting sort by ``low`` (stable), then an insertion sort by ``high`` inside each
+    vertex's few slots: linear time where the general sort is not.
+    """
+
+    @numba.njit(cache=True)
+    def order_of(low, high, count):
+        starts = np.zeros(count + 1, np.int64)
+        for k in range(len(low)):
+            starts[low[k] + 1] += 1
+        for v in range(count):
+            starts[v + 1] += starts[v]
+        fill = starts[:-1].copy()
+        order = np.empty(len(low), np.int64)
+        for k in range(len(low)):
+            order[fill[low[k]]] = k
+            fill[low[k]] += 1
+        for v in range(count):
+            for i in range(starts[v] + 1, starts[v + 1]):
+                slot = order[i]
+                key = high[slot]
+                j = i - 1
+                while j >= starts[v] and high[order[j]] > key:
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = slot
+        return order
+
+    return order_of
+
+
+@_build
+def face_normals_kernel(numba: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``(positions, faces) -> (m, 3) float64``, the arithmetic of ``mesh_ops.face_normals``."""
+
+    @numba.njit(parallel=True, cache=True)
+    def normals_of(positions, faces):
+        normals = np.empty((len(faces), 3), np.float64)
+        for f in numba.prange(len(faces)):
+            a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+            ax, ay, az = (
+                np.float64(positions[a, 0]),
+                np.float64(positions[a, 1]),
+                np.float64(positions[a, 2]),
+            )
+            e1x = np.float64(positions[b, 0]) - ax
+            e1y = np.float64(positions[b, 1]) - ay
+            e1z = np.float64(positions[b, 2]) - az
+            e2x = np.float64(positions[c, 0]) - ax
+            e2y = np.float64(positions[c, 1]) - ay
+            e2z = np.float64(positions[c, 2]) - az
+            normals[f, 0] = e1y * e2z - e1z * e2y
+            normals[f, 1] = e1z * e2x - e1x * e2z
+            normals[f, 2] = e1x * e2y - e1y * e2x
+        return normals
+
+    return normals_of
