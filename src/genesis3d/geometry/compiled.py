@@ -73,18 +73,16 @@ def union_find_labels(numba: Any) -> Callable[[np.ndarray, np.ndarray, int], np.
                 parent[b] = a
             elif b < a:
                 parent[a] = b
-        # A node's root comes before it, so the root's label is already known.
+        # Links and halving only ever point a node at a smaller one, so a node's parent
+        # comes before it and already holds the label of their common root.
         labels = np.empty(count, np.int32)
         following = 0
         for node in range(count):
-            root = node
-            while parent[root] != root:
-                root = parent[root]
-            if root == node:
+            if parent[node] == node:
                 labels[node] = following
                 following += 1
             else:
-                labels[node] = labels[root]
+                labels[node] = labels[parent[node]]
         return labels
 
     return labels_of
