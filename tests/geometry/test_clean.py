@@ -194,8 +194,8 @@ def test_compiled_union_find_numbers_components_like_scipy(nodes, pairs):
     assert (labels == expected).all()
 
 
-def test_compiled_edge_order_and_face_normals_match_numpy():
-    from genesis3d.geometry.compiled import edge_order, face_normals_kernel
+def test_compiled_grouped_order_and_face_normals_match_numpy():
+    from genesis3d.geometry.compiled import face_normals_kernel, grouped_order
     from genesis3d.geometry.mesh_ops import _face_normals_numpy
 
     pytest.importorskip("numba")
@@ -207,6 +207,21 @@ def test_compiled_edge_order_and_face_normals_match_numpy():
     end = np.roll(faces, -1, axis=1).T.reshape(-1)
     low, high = np.minimum(start, end), np.maximum(start, end)
     expected = np.argsort(low * len(positions) + high, kind="stable")
-    assert (edge_order()(low, high, len(positions)) == expected).all()
+    assert (grouped_order()(low, high, len(positions)) == expected).all()
+    second = rng.integers(-5, 5, len(low))  # negative keys and ties keep their order
+    assert (grouped_order()(low, second, len(positions)) == np.lexsort((second, low))).all()
     normals = face_normals_kernel()(positions, faces)
     assert (normals == _face_normals_numpy(positions, faces)).all()
+
+
+def test_duplicate_faces_of_a_large_mesh_are_the_later_copies():
+    _, faces = torus(96, 48)  # 9,216 faces: the compiled sort where numba is installed
+    copies = np.array([5, 700, 9000])
+    extra = faces[copies][:, ::-1]  # the same faces, wound the other way
+    marked = duplicate_faces(np.concatenate([faces, extra, faces[:1]]), faces.max() + 1)
+    assert np.flatnonzero(marked).tolist() == [
+        len(faces),
+        len(faces) + 1,
+        len(faces) + 2,
+        len(faces) + 3,
+    ]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from genesis3d.errors import ConfigError
+from genesis3d.geometry.compiled import grouped_order
 from genesis3d.geometry.holes import _fill, fill_holes
 from genesis3d.geometry.measure import _edge_table
 from genesis3d.geometry.mesh_ops import bounding_diagonal, check_mesh, face_areas
@@ -176,12 +177,13 @@ def duplicate_faces(faces: np.ndarray, vertex_count: int) -> np.ndarray:
     low = np.minimum(np.minimum(faces[:, 0], faces[:, 1]), faces[:, 2])
     high = np.maximum(np.maximum(faces[:, 0], faces[:, 1]), faces[:, 2])
     middle = faces.sum(axis=1) - low - high
-    pair = low * np.int64(vertex_count) + middle
-    order = np.lexsort((high, pair))
-    pair, high = pair[order], high[order]
-    same = (pair[1:] == pair[:-1]) & (high[1:] == high[:-1])
+    rest = middle * np.int64(vertex_count) + high
+    kernel = grouped_order() if len(faces) > 4096 else None
+    order = kernel(low, rest, int(vertex_count)) if kernel is not None else np.lexsort((rest, low))
+    low, rest = low[order], rest[order]
+    same = (low[1:] == low[:-1]) & (rest[1:] == rest[:-1])
     duplicate = np.zeros(len(faces), bool)
-    # ``lexsort`` is stable, so the first of each run is the earliest face.
+    # The sort is stable, so the first of each run is the earliest face.
     duplicate[order[1:][same]] = True
     return duplicate
 

@@ -4,7 +4,7 @@ numba comes with the ``export`` extra. Each kernel here is built on first use
 (``cache=True`` keeps the machine code between runs) and has a NumPy or SciPy twin at its
 call site that gives the same result; without numba the twins run, and the first call
 says so once in the log. Kernels: :func:`union_find_labels` (connected components),
-:func:`edge_order` (the slots of a face list's edges, sorted by edge) and
+:func:`grouped_order` (a stable sort of per-vertex keys: edges, faces) and
 :func:`face_normals_kernel` (unnormalised face normals).
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["edge_order", "face_normals_kernel", "numba_available", "union_find_labels"]
+__all__ = ["face_normals_kernel", "grouped_order", "numba_available", "union_find_labels"]
 
 _INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
 
@@ -89,34 +89,35 @@ def union_find_labels(numba: Any) -> Callable[[np.ndarray, np.ndarray, int], np.
 
 
 @_build
-def edge_order(numba: Any) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
-    """``(low, high, count) -> order``: ``np.argsort(low * count + high, kind="stable")``.
+def grouped_order(numba: Any) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
+    """``(first, second, count) -> order``: ``np.lexsort((second, first))`` for ``first``
+    in [0, count) (a vertex id) and int64 ``second``.
 
-    A counting sort by ``low`` (stable), then an insertion sort by ``high`` inside each
-    vertex's few slots: linear time where the general sort is not.
+    A counting sort by ``first`` (stable), then an insertion sort by ``second`` inside each
+    vertex's few entries: linear time where the general sort is not.
     """
 
     @numba.njit(cache=True)
-    def order_of(low, high, count):
+    def order_of(first, second, count):
         starts = np.zeros(count + 1, np.int64)
-        for k in range(len(low)):
-            starts[low[k] + 1] += 1
+        for k in range(len(first)):
+            starts[first[k] + 1] += 1
         for v in range(count):
             starts[v + 1] += starts[v]
         fill = starts[:-1].copy()
-        order = np.empty(len(low), np.int64)
-        for k in range(len(low)):
-            order[fill[low[k]]] = k
-            fill[low[k]] += 1
+        order = np.empty(len(first), np.int64)
+        for k in range(len(first)):
+            order[fill[first[k]]] = k
+            fill[first[k]] += 1
         for v in range(count):
             for i in range(starts[v] + 1, starts[v + 1]):
-                slot = order[i]
-                key = high[slot]
+                entry = order[i]
+                key = second[entry]
                 j = i - 1
-                while j >= starts[v] and high[order[j]] > key:
+                while j >= starts[v] and second[order[j]] > key:
                     order[j + 1] = order[j]
                     j -= 1
-                order[j + 1] = slot
+                order[j + 1] = entry
         return order
 
     return order_of

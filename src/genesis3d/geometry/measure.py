@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from genesis3d.geometry.compiled import edge_order
+from genesis3d.geometry.compiled import grouped_order
 from genesis3d.geometry.mesh_ops import face_normals, weld_exact
 
 
@@ -106,7 +106,7 @@ def _edge_table(faces: np.ndarray, vertex_count: int) -> _EdgeTable:
     low, high = np.minimum(start, end), np.maximum(start, end)
     slot_keys = low * np.int64(vertex_count) + high
     # One stable sort gives the unique keys, the inverse and the slots of each edge.
-    kernel = edge_order() if len(slot_keys) > 4096 else None
+    kernel = grouped_order() if len(slot_keys) > 4096 else None
     if kernel is not None:
         order = kernel(low, high, int(vertex_count))
     else:
