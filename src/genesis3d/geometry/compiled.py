@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,32 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["face_normals_kernel", "grouped_order", "numba_available", "union_find_labels"]
+#: numba's fallback threading layer (workqueue, where neither OpenMP nor TBB is found)
+#: aborts the process when two threads launch parallel kernels at once, as concurrent
+#: server jobs would: every parallel kernel runs under this one lock (it uses every core
+#: anyway).
+PARALLEL_LOCK = threading.Lock()
+
+
+def serialised(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel`` (a parallel one) called under :data:`PARALLEL_LOCK`."""
+
+    @functools.wraps(kernel)
+    def run(*args: Any) -> Any:
+        with PARALLEL_LOCK:
+            return kernel(*args)
+
+    return run
+
+
+__all__ = [
+    "PARALLEL_LOCK",
+    "face_normals_kernel",
+    "grouped_order",
+    "numba_available",
+    "serialised",
+    "union_find_labels",
+]
 
 _INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
 
@@ -148,4 +174,4 @@ def face_normals_kernel(numba: Any) -> Callable[[np.ndarray, np.ndarray], np.nda
             normals[f, 2] = e1x * e2y - e1y * e2x
         return normals
 
-    return normals_of
+    return serialised(normals_of)
