@@ -21,7 +21,7 @@ Runs, each in a child process of its own so its peak memory is its alone:
   dense vertex's colour), written by trimesh as GLB;
 - ``big``: ours on a ``--big`` million-face torus grid with the same kind of field.
 
-Per stage: wall time, CPU time (all threads) and peak resident memory, sampled every 10 ms
+Per stage: wall time, CPU time (all threads, and the decimation's worker processes) and peak resident memory, sampled every 10 ms
 from /proc/self/statm by a thread of the child (so a spike shorter than that can be
 missed). "peak" of a run is the largest stage peak: the whole resident set while the
 export runs, the raw mesh and attribute grid it reads included; "process" is the child's
@@ -189,13 +189,28 @@ def _rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (decimation workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _workers_mb() -> float:
+    """Peak resident memory of the largest finished child process (0 without any)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
 class StageMeter:
-    """Wall time, CPU time and peak RSS between marks, RSS sampled every 10 ms."""
+    """Wall time, CPU time (children included) and peak RSS between marks, RSS sampled
+    every 10 ms. A stage that ran worker processes also reports the largest worker's peak
+    (``workers_mb``); the stage's peak counts two of them on top of this process', an
+    upper bound for two at a time."""
 
     def __init__(self) -> None:
         self.rows: list[dict] = []
         self._name: str | None = None
         self._peak = 0.0
+        self._workers = _workers_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -205,18 +220,21 @@ class StageMeter:
             self._peak = max(self._peak, _rss_mb())
 
     def mark(self, name: str | None) -> None:
-        now, cpu = time.perf_counter(), time.process_time()
+        now, cpu, workers = time.perf_counter(), _cpu_seconds(), _workers_mb()
         if self._name is not None:
             self._peak = max(self._peak, _rss_mb())
+            ran_workers = workers > self._workers
             self.rows.append(
                 {
                     "stage": self._name,
                     "s": now - self._start,
                     "cpu_s": cpu - self._cpu,
-                    "peak_mb": self._peak,
+                    "peak_mb": self._peak + (2 * workers if ran_workers else 0.0),
+                    "workers_mb": workers if ran_workers else 0.0,
                 }
             )
         self._name, self._start, self._cpu, self._peak = name, now, cpu, _rss_mb()
+        self._workers = workers
 
     def close(self) -> list[dict]:
         self.mark(None)
