@@ -21,9 +21,10 @@ Runs, each in a child process of its own so its peak memory is its alone:
   dense vertex's colour), written by trimesh as GLB;
 - ``big``: ours on a ``--big`` million-face torus grid with the same kind of field.
 
-Per stage: wall time, CPU time (all threads, and the decimation's worker processes) and peak resident memory, sampled every 10 ms
-from /proc/self/statm by a thread of the child (so a spike shorter than that can be
-missed). "peak" of a run is the largest stage peak: the whole resident set while the
+Per stage: wall time, CPU time (all threads, and the decimation's worker processes) and
+peak resident memory, sampled every 10 ms from /proc/self/statm by a thread of the child
+(so a spike shorter than that can be missed; a stage with worker processes adds two of the
+largest worker's peak). "peak" of a run is the largest stage peak: the whole resident set while the
 export runs, the raw mesh and attribute grid it reads included; "process" is the child's
 ``ru_maxrss``, which also covers building the inputs before the export starts. Quality (stage 7, not timed): mesh health of the
 output (degenerate, slivers, non-manifold edges, UV range, coverage and overlap), the
