@@ -1,10 +1,15 @@
-"""Compiled mesh kernels (numba) behind the NumPy and SciPy code they speed up.
+"""The choice between compiled (numba) kernels and their NumPy twins, made once per call.
 
-numba comes with the ``export`` extra. Each kernel here is built on first use
-(``cache=True`` keeps the machine code between runs) and has a NumPy or SciPy twin at its
-call site that gives the same result; without numba the twins run, and the first call
-says so once in the log. Kernels: :func:`union_find_labels` (connected components),
-:func:`grouped_order` (a stable sort of per-vertex keys: edges, faces) and
+Every compiled kernel of :mod:`genesis3d.geometry` has a NumPy twin that gives the same
+result; numba (the ``export`` extra) only changes the speed. A caller passes a
+:data:`Backend`: ``"numba"`` demands the compiled kernel, ``"numpy"`` the twin, and
+``"auto"`` takes numba when it is installed and otherwise logs, once per operation, that
+the slower twin runs.
+
+Kernels of the mesh-cleaning stages live here too, each behind :func:`_build` (built on
+first use, ``cache=True`` keeping the machine code between runs; None without numba, and
+the call site runs its NumPy or SciPy twin): :func:`union_find_labels` (connected
+components), :func:`grouped_order` (a stable sort of per-vertex keys: edges, faces) and
 :func:`face_normals_kernel` (unnormalised face normals).
 """
 
@@ -15,61 +20,81 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from genesis3d.errors import ConfigError, MissingDependencyError
+
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "KERNEL_LOCK",
+    "NUMBA_INSTALL",
+    "Backend",
+    "face_normals_kernel",
+    "grouped_order",
+    "serialised",
+    "union_find_labels",
+    "use_numba",
+]
+
+Backend = Literal["auto", "numba", "numpy"]
 
 #: numba's fallback threading layer (workqueue, where neither OpenMP nor TBB is found)
 #: aborts the process when two threads launch parallel kernels at once, as concurrent
-#: server jobs would: every parallel kernel runs under this one lock (it uses every core
-#: anyway).
-PARALLEL_LOCK = threading.Lock()
+#: server jobs would: parallel kernels run under this lock (each uses every core anyway).
+KERNEL_LOCK = threading.Lock()
+NUMBA_INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
+
+
+def use_numba(backend: Backend, operation: str) -> bool:
+    """Whether ``operation`` runs its compiled kernel under ``backend``.
+
+    Raises:
+        ConfigError: ``backend`` is not one of "auto", "numba", "numpy".
+        MissingDependencyError: ``backend="numba"`` without numba installed.
+    """
+    if backend not in ("auto", "numba", "numpy"):
+        raise ConfigError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+    if backend == "numpy":
+        return False
+    if importlib.util.find_spec("numba") is not None:
+        return True
+    if backend == "numba":
+        raise MissingDependencyError(f"the compiled {operation}", "numba", NUMBA_INSTALL)
+    log_numpy_fallback(operation)
+    return False
+
+
+@functools.cache
+def log_numpy_fallback(operation: str) -> None:
+    """Say once per operation that its NumPy twin runs (same result, slower)."""
+    logger.info(
+        "%s: numba is not installed, computing in NumPy (same result, several times "
+        "slower); for speed: %s",
+        operation,
+        NUMBA_INSTALL,
+    )
 
 
 def serialised(kernel: Callable[..., Any]) -> Callable[..., Any]:
-    """``kernel`` (a parallel one) called under :data:`PARALLEL_LOCK`."""
+    """``kernel`` (a parallel one) called under :data:`KERNEL_LOCK`."""
 
     @functools.wraps(kernel)
     def run(*args: Any) -> Any:
-        with PARALLEL_LOCK:
+        with KERNEL_LOCK:
             return kernel(*args)
 
     return run
 
 
-__all__ = [
-    "PARALLEL_LOCK",
-    "face_normals_kernel",
-    "grouped_order",
-    "numba_available",
-    "serialised",
-    "union_find_labels",
-]
-
-_INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
-
-
-@functools.cache
-def numba_available() -> bool:
-    """Whether numba is importable; logs once when it is not."""
-    if importlib.util.find_spec("numba") is not None:
-        return True
-    logger.info(
-        "numba is not installed: mesh cleaning runs its NumPy/SciPy code (same results, "
-        "several times slower); for speed: %s",
-        _INSTALL,
-    )
-    return False
-
-
 def _build(builder: Callable[[Any], Callable[..., Any]]) -> Callable[[], Callable[..., Any] | None]:
-    """A cached getter of ``builder(numba)``'s kernel, or None without numba."""
+    """A cached getter of ``builder(numba)``'s kernel, or None without numba (logged once)."""
 
     @functools.cache
     def get() -> Callable[..., Any] | None:
-        if not numba_available():
+        if not use_numba("auto", builder.__name__.replace("_", " ")):
             return None
         import numba
 
