@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genesis3d.geometry.bricks import _KERNEL_LOCK, Backend, BrickVolume, choose_backend
+from genesis3d.geometry.bricks import Backend, BrickVolume, choose_backend
 
 
 def _reach(bricks: BrickVolume) -> float:
@@ -215,16 +215,15 @@ def weld_brick_vertices(
     faces = np.ascontiguousarray(faces, np.int64)
     if choose_backend(backend) == "numpy":
         return _weld_numpy(vertices, faces, bricks, level)
-    with _KERNEL_LOCK:
-        return _numba_weld()(
-            vertices,
-            faces,
-            bricks.bricks,
-            bricks.brick,
-            bricks.across,
-            bricks.layers,
-            bricks.volume,
-            np.float64(level),
-            _reach(bricks),
-            _key_size(bricks),
-        )
+    return _numba_weld()(
+        vertices,
+        faces,
+        bricks.bricks,
+        bricks.brick,
+        bricks.across,
+        bricks.layers,
+        bricks.volume,
+        np.float64(level),
+        _reach(bricks),
+        _key_size(bricks),
+    )

@@ -1,4 +1,4 @@
-"""Bricks of a 2x-refined grid, laid side by side for one marching-cubes call, and welded back.
+"""Bricks of a 2x-refined grid, laid side by side for one marching-cubes call.
 
 :func:`~genesis3d.geometry.isosurface.marching_cubes_refined` triangulates the cubes of a fine
 grid (``2n - 1`` points per axis over a coarse grid of ``n``) that have a listed fine point as
@@ -6,11 +6,12 @@ a corner, without allocating the fine grid: the fine grid is cut into bricks of 
 cubes, the bricks holding such cubes are filled (coarse grid interpolated, listed values over
 it) and tiled into one volume, and a mask names the cubes to triangulate. Neighbouring bricks
 share their face points, so a vertex on a shared face comes out once per brick;
-:func:`weld_brick_vertices` merges the copies by the grid edge they lie on.
+:func:`~genesis3d.geometry.brick_weld.weld_brick_vertices` merges the copies by the grid edge
+they lie on.
 
-With numba installed (the ``export`` extra) the volume is filled by compiled loops, in
-parallel over bricks; without it by NumPy gathers and slices. Both write the same values
-(the same float32 operations in the same order) and the same mask
+With numba installed (the ``export`` extra) the volume is filled by compiled loops, one brick
+at a time from the points grouped by brick; without it by NumPy gathers and slices. Both
+write the same values (the same float32 operations in the same order) and the same mask
 (``tests/geometry/test_isosurface.py`` compares them).
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -33,9 +33,6 @@ logger = logging.getLogger(__name__)
 Backend = Literal["auto", "numba", "numpy"]
 
 _NUMBA_INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
-#: numba's fallback threading layer (workqueue, where neither OpenMP nor TBB is found)
-#: aborts the process when two threads launch parallel kernels at once: one lock.
-_KERNEL_LOCK = threading.Lock()
 #: the eight corner offsets of a cube
 _CORNERS = np.array([(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.int64)
 
@@ -265,7 +262,7 @@ def _numba_kernels() -> tuple[Callable[..., None], ...]:
             codes[position] = (place[x] << 16) | (place[y] << 8) | place[z]
             sorted_values[position] = values[row]
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(cache=True)
     def build(coarse, codes, values, bricks, slot_of, start, tiles, level, out):
         """Fill each slot: the coarse grid interpolated as in :func:`_upsample2`, then the
         listed values of its own points and its upper neighbours' lower-face points; flag
@@ -276,7 +273,7 @@ def _numba_kernels() -> tuple[Callable[..., None], ...]:
         last = coarse.shape[0] - 1
         per_axis = -(-cells // brick)
         halfway = np.float32(0.5)
-        for slot in numba.prange(len(tiles)):
+        for slot in range(len(tiles)):
             ox, oy, oz = tiles[slot, 0], tiles[slot, 1], tiles[slot, 2]
             if slot >= len(bricks):
                 volume[ox : ox + side, oy : oy + side, oz : oz + side] = pad
@@ -389,36 +386,34 @@ def _assemble_numba(
     fine = np.arange(cells + 1)
     home = np.minimum(fine // brick, per_axis - 1)
     place = fine - home * brick
-    shared = (place == 0) & (fine > 0)
-    shared = shared.astype(np.int64)
-    with _KERNEL_LOCK:
-        active = np.zeros(per_axis**3, np.bool_)
-        mark(indices, home, shared, per_axis, active)
-        brick_ids = np.flatnonzero(active)
-        bricks = np.stack(np.unravel_index(brick_ids, (per_axis,) * 3), axis=1).astype(np.int64)
-        slot_of = np.full(per_axis**3, -1, np.int64)
-        slot_of[brick_ids] = np.arange(len(brick_ids))
-        start = np.zeros(8 * len(bricks) + 1, np.int64)
-        codes = np.empty(len(indices), np.int64)
-        grouped = np.empty(len(indices), np.float32)
-        group(indices, values, home, place, shared, per_axis, slot_of, start, (codes, grouped))
-        across, layers = _layout(len(bricks))
-        slots = np.arange(across * across * layers)
-        tiles = np.stack([slots // (across * layers), slots // layers % across, slots % layers], 1)
-        shape = (across * side, across * side, layers * side)
-        volume = np.empty(shape, np.float32)
-        mask = np.zeros(shape, np.bool_)
-        build(
-            np.ascontiguousarray(coarse, np.float32),
-            codes,
-            grouped,
-            bricks,
-            slot_of,
-            start,
-            tiles * side,
-            np.float64(level),
-            (volume, mask, brick, cells, np.float32(level + 1.0)),
-        )
+    shared = ((place == 0) & (fine > 0)).astype(np.int64)
+    active = np.zeros(per_axis**3, np.bool_)
+    mark(indices, home, shared, per_axis, active)
+    brick_ids = np.flatnonzero(active)
+    bricks = np.stack(np.unravel_index(brick_ids, (per_axis,) * 3), axis=1).astype(np.int64)
+    slot_of = np.full(per_axis**3, -1, np.int64)
+    slot_of[brick_ids] = np.arange(len(brick_ids))
+    start = np.zeros(8 * len(bricks) + 1, np.int64)
+    codes = np.empty(len(indices), np.int64)
+    grouped = np.empty(len(indices), np.float32)
+    group(indices, values, home, place, shared, per_axis, slot_of, start, (codes, grouped))
+    across, layers = _layout(len(bricks))
+    slots = np.arange(across * across * layers)
+    tiles = np.stack([slots // (across * layers), slots // layers % across, slots % layers], 1)
+    shape = (across * side, across * side, layers * side)
+    volume = np.empty(shape, np.float32)
+    mask = np.zeros(shape, np.bool_)
+    build(
+        np.ascontiguousarray(coarse, np.float32),
+        codes,
+        grouped,
+        bricks,
+        slot_of,
+        start,
+        tiles * side,
+        np.float64(level),
+        (volume, mask, brick, cells, np.float32(level + 1.0)),
+    )
     return BrickVolume(volume, mask, bricks, brick, across, layers)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -32,8 +31,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-#: numba's fallback threading layer is not thread-safe; the kernels run under one lock.
-_KERNEL_LOCK = threading.Lock()
 #: |f| below this is "near the surface" (the official threshold, in float32)
 _NEAR = np.float32(0.95)
 #: reach of the official refinement in fine cells: the final level dilates the fine set
@@ -225,8 +222,7 @@ def near_surface(grid: torch.Tensor, evaluated: torch.Tensor) -> torch.Tensor:
     """
     near = _kernels()[0]
     marked = np.empty(tuple(grid.shape), np.bool_)
-    with _KERNEL_LOCK:
-        near(grid.float().contiguous().numpy(), evaluated.contiguous().numpy(), marked)
+    near(grid.float().contiguous().numpy(), evaluated.contiguous().numpy(), marked)
     return torch.from_numpy(marked)
 
 
@@ -245,9 +241,8 @@ def refine_points(
         ((N, 3) int64 fine indices, the mask or None).
     """
     _, dilate, emit, _, _ = _kernels()
-    with _KERNEL_LOCK:
-        rows = dilate(marked.contiguous().numpy(), reach)
-        points, fine = emit(rows, mask)
+    rows = dilate(marked.contiguous().numpy(), reach)
+    points, fine = emit(rows, mask)
     return torch.from_numpy(points), (torch.from_numpy(fine) if mask else None)
 
 
@@ -268,13 +263,12 @@ def upsample_grid(
     upsample = _kernels()[3]
     size = 2 * coarse.shape[0] - 1
     fine = np.empty((size, size, size), np.float32)
-    with _KERNEL_LOCK:
-        upsample(
-            coarse.float().contiguous().numpy(),
-            indices.contiguous().numpy(),
-            values.float().contiguous().numpy(),
-            fine,
-        )
+    upsample(
+        coarse.float().contiguous().numpy(),
+        indices.contiguous().numpy(),
+        values.float().contiguous().numpy(),
+        fine,
+    )
     return torch.from_numpy(fine)
 
 
@@ -290,6 +284,5 @@ def points_at(indices: torch.Tensor, step: np.float32, low: np.float32) -> torch
     """
     coordinates = _kernels()[4]
     points = np.empty((indices.shape[0], 3), np.float32)
-    with _KERNEL_LOCK:
-        coordinates(indices.contiguous().numpy(), np.float32(step), np.float32(low), points)
+    coordinates(indices.contiguous().numpy(), np.float32(step), np.float32(low), points)
     return torch.from_numpy(points)
