@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from genesis3d.errors import ExtractionError
+from genesis3d.geometry.brick_weld import weld_brick_vertices
+from genesis3d.geometry.bricks import Backend, assemble_bricks
 
 
 def _check_finite(name: str, values: np.ndarray) -> None:
@@ -104,30 +106,6 @@ def index_to_world(
     return (np.asarray(vertices, np.float32) / np.float32(divisor) * size + low).astype(np.float32)
 
 
-def _upsample2(blocks: np.ndarray) -> np.ndarray:
-    """(k, n, n, n) -> (k, 2n - 1, 2n - 1, 2n - 1): linear interpolation with aligned corners.
-
-    Even points copy the block; odd points average their two neighbours along each axis in
-    turn, which is trilinear interpolation at the midpoints.
-    """
-    out = blocks
-    for axis in (1, 2, 3):
-        size = out.shape[axis]
-        shape = list(out.shape)
-        shape[axis] = 2 * size - 1
-        grown = np.empty(shape, np.float32)
-        even = [slice(None)] * 4
-        odd = [slice(None)] * 4
-        even[axis] = slice(0, None, 2)
-        odd[axis] = slice(1, None, 2)
-        grown[tuple(even)] = out
-        low = out.take(np.arange(size - 1), axis=axis)
-        high = out.take(np.arange(1, size), axis=axis)
-        grown[tuple(odd)] = (low + high) * np.float32(0.5)
-        out = grown
-    return out
-
-
 def marching_cubes_refined(
     coarse: np.ndarray,
     indices: np.ndarray,
@@ -135,6 +113,7 @@ def marching_cubes_refined(
     level: float = 0.0,
     *,
     brick: int = 8,
+    backend: Backend = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Triangulate a 2x refinement of a coarse grid known exactly only at some fine points.
 
@@ -145,7 +124,8 @@ def marching_cubes_refined(
     with a listed corner are triangulated. The result equals :func:`marching_cubes_indices`
     on the whole fine grid restricted to those cubes, but the fine grid is never allocated:
     the cubes are gathered into bricks of ``brick``^3 cubes, triangulated in one call, and the
-    vertices that bricks share on their faces are welded.
+    vertices that bricks share on their faces are welded by the grid edge they lie on (see
+    :mod:`genesis3d.geometry.bricks`).
 
     Args:
         coarse: (n, n, n) float grid, every value finite.
@@ -153,6 +133,8 @@ def marching_cubes_refined(
         values: (k,) float field values at those points.
         level: the iso-value.
         brick: cubes per brick side, even.
+        backend: how the bricks are filled: "numba" (compiled, needs numba), "numpy", or
+            "auto" (numba when installed); the same mesh either way.
 
     Returns:
         (vertices (v, 3) float32 in fine grid-index units, faces (f, 3) int32), with the
@@ -161,9 +143,6 @@ def marching_cubes_refined(
     Raises:
         ExtractionError: non-finite values, or no crossing of ``level``.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
     from skimage.measure import marching_cubes
 
     coarse = np.asarray(coarse, np.float32)
@@ -173,8 +152,9 @@ def marching_cubes_refined(
         raise ExtractionError(
             f"the coarse grid must be a cube of at least 2^3 points, got {coarse.shape}"
         )
-    if brick < 2 or brick % 2:
-        raise ExtractionError(f"brick must be an even number of cubes, got {brick}")
+    if not 2 <= brick <= 62 or brick % 2:
+        # A brick's rows of points are bit sets of one 64-bit word.
+        raise ExtractionError(f"brick must be an even number of cubes from 2 to 62, got {brick}")
     if len(indices) != len(values):
         raise ExtractionError(f"{len(indices)} indices but {len(values)} values")
     cells = 2 * (coarse.shape[0] - 1)
@@ -187,128 +167,10 @@ def marching_cubes_refined(
     # No refined point: the coarse level saw no surface to refine around.
     _check_crossing(low, high, level, nothing=not len(indices))
 
-    # Where each listed point goes: its brick, and also the brick below on every axis where
-    # it lies on the lower brick face (bricks share their face points). Linear ids, 1-D.
-    per_axis = -(-cells // brick)
-    side = brick + 1
-    # Per axis, 1-D: a point's brick and place in it, and whether it lies on the lower face
-    # of its brick (then the brick below holds it too, as its upper face).
-    owner = [np.ascontiguousarray(indices[:, axis]) // brick for axis in range(3)]
-    place = [indices[:, axis] - owner[axis] * brick for axis in range(3)]
-    on_face = [(place[axis] == 0) & (indices[:, axis] > 0) for axis in range(3)]
-    targets, locals_, sources = [], [], []
-    for shift in ((x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)):
-        rows = None
-        for axis in range(3):
-            if shift[axis]:
-                rows = on_face[axis] if rows is None else rows & on_face[axis]
-        if rows is None:  # every point, in its own brick
-            box, local, source = owner, place, values
-        else:
-            picked = np.flatnonzero(rows)
-            box = [owner[axis][picked] - shift[axis] for axis in range(3)]
-            local = [place[axis][picked] + shift[axis] * brick for axis in range(3)]
-            source = values[picked]
-        # A point on the grid's far face has no brick of its own beyond the last one.
-        fits = (box[0] < per_axis) & (box[1] < per_axis) & (box[2] < per_axis)
-        if not fits.all():
-            box = [part[fits] for part in box]
-            local = [part[fits] for part in local]
-            source = source[fits]
-        targets.append((box[0] * per_axis + box[1]) * per_axis + box[2])
-        locals_.append((local[0] * side + local[1]) * side + local[2])
-        sources.append(source)
-    target = np.concatenate(targets)
-    active = np.zeros(per_axis**3, bool)
-    active[target] = True
-    brick_ids = np.flatnonzero(active)
-    bricks = np.stack(np.unravel_index(brick_ids, (per_axis,) * 3), axis=1)
-    slot_of = np.full(per_axis**3, -1, np.int64)
-    slot_of[brick_ids] = np.arange(len(brick_ids))
-
-    # Each brick's points: the coarse grid interpolated, then the listed values.
-    half = brick // 2
-    padded = np.pad(coarse, (0, half), mode="edge")
-    span = np.arange(half + 1)
-    base = bricks * half
-    gathered = padded[
-        (base[:, 0, None, None, None] + span[:, None, None]),
-        (base[:, 1, None, None, None] + span[None, :, None]),
-        (base[:, 2, None, None, None] + span[None, None, :]),
-    ]
-    grids = _upsample2(gathered)
-    listed = np.zeros(grids.shape, bool)
-    flat = slot_of[target] * side**3 + np.concatenate(locals_)
-    grids.reshape(-1)[flat] = np.concatenate(sources)
-    listed.reshape(-1)[flat] = True
-    del target, flat, owner, place, on_face
-    corner_any = np.zeros((len(bricks), brick, brick, brick), bool)
-    for offset in np.array(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")).reshape(3, -1).T:
-        corner_any |= listed[
-            :,
-            offset[0] : offset[0] + brick,
-            offset[1] : offset[1] + brick,
-            offset[2] : offset[2] + brick,
-        ]
-    # Cubes beyond the fine grid (the last bricks may overhang it) stay out.
-    cube_index = bricks[:, :, None] * brick + np.arange(brick)[None, None, :]
-    within = cube_index < cells
-    corner_any &= within[:, 0, :, None, None] & within[:, 1, None, :, None]
-    corner_any &= within[:, 2, None, None, :]
-
-    # Lay the bricks out side by side in one volume; cubes between bricks stay masked.
-    count = len(bricks)
-    across = int(np.ceil(count ** (1 / 3)))
-    layers = -(-count // (across * across))
-    total = across * across * layers
-    volume = np.full((total, side, side, side), np.float32(level + 1.0))
-    volume[:count] = grids
-    mask = np.zeros((total, side, side, side), bool)
-    # scikit-image's mask names a cube by its highest corner.
-    mask[:count, 1:, 1:, 1:] = corner_any
-    del grids, listed, corner_any
-
-    def tile(array: np.ndarray) -> np.ndarray:
-        array = array.reshape(across, across, layers, side, side, side)
-        return np.ascontiguousarray(array.transpose(0, 3, 1, 4, 2, 5)).reshape(
-            across * side, across * side, layers * side
-        )
-
-    vertices, faces, _, _ = marching_cubes(tile(volume), level, method="lewiner", mask=tile(mask))
-    if not len(faces):
+    bricks = assemble_bricks(coarse, indices, values, level, brick, backend=backend)
+    if not bricks.mask.any():
         raise ExtractionError(
             "the field has no surface near its refined points; try another seed or picture"
         )
-    # Back to fine grid units: which brick, then its origin.
-    place = np.floor(vertices / side).astype(np.int64)
-    local = vertices - place * side
-    slot = (place[:, 0] * across + place[:, 1]) * layers + place[:, 2]
-    world = local.astype(np.float64) + bricks[slot] * brick
-
-    # Weld the copies of a vertex that neighbouring bricks made on their shared face: the
-    # same grid edge and the same values, apart from float32 rounding in the tiled volume.
-    on_face = ((local == 0) | (local == brick)).any(axis=1)
-    candidates = np.flatnonzero(on_face)
-    tree = cKDTree(world[candidates])
-    # Two copies differ by the float32 rounding of their tiled positions, at most one unit in
-    # the last place of the largest coordinate each; distinct vertices that close are the
-    # ends of a degenerate sliver, and weld too.
-    reach = 2.5 * float(np.spacing(np.float32(max(vertices.max(), 1.0))))
-    pairs = tree.query_pairs(r=reach, output_type="ndarray")
-    pairs = candidates[pairs]
-    pairs = pairs[slot[pairs[:, 0]] != slot[pairs[:, 1]]]
-    graph = coo_matrix(
-        (np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(len(world),) * 2
-    )
-    _, label = connected_components(graph, directed=False)
-    # Each vertex's representative: the first vertex of its group (groups of one mostly).
-    _, first = np.unique(label, return_index=True)
-    representative = first[label]
-    keep = np.flatnonzero(representative == np.arange(len(world)))
-    renumber = np.full(len(world), -1, np.int64)
-    renumber[keep] = np.arange(len(keep))
-    faces = renumber[representative][faces]
-    faces = faces[
-        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    ]
-    return world[keep].astype(np.float32), faces.astype(np.int32)
+    vertices, faces, _, _ = marching_cubes(bricks.volume, level, method="lewiner", mask=bricks.mask)
+    return weld_brick_vertices(vertices, faces, bricks, level, backend=backend)

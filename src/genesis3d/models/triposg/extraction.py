@@ -14,7 +14,9 @@ point by trilinear interpolation of the coarser grid (they are away from the sur
 their sign is right) and runs marching cubes on the CPU; the zero set is the same. The
 final level (504^3 cells) is never made dense: :func:`flash_refined` keeps it as a list of
 points and :func:`~genesis3d.geometry.isosurface.marching_cubes_refined` triangulates the
-cubes around them in bricks. :func:`flash_grid` is the dense twin (tests, parity).
+cubes around them in bricks. :func:`flash_grid` is the dense twin (tests, parity). On the
+CPU with numba installed, the bookkeeping between levels runs as compiled loops
+(:mod:`~genesis3d.models.triposg.flash_kernels`) with the same points and grids.
 
 **Hierarchical and dense (spec 2.7b).** A dense float16 grid, optionally refined once into
 a band; reproduced for parity with ``use_flash_decoder=False``.
@@ -36,6 +38,7 @@ from genesis3d.geometry.isosurface import (
     marching_cubes_indices,
     marching_cubes_refined,
 )
+from genesis3d.models.triposg import flash_kernels
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 
@@ -51,7 +54,10 @@ def evaluate(field_fn: Field, points: torch.Tensor, batch_points: int) -> torch.
         raise ConfigError(f"batch_points must be at least 1, got {batch_points}")
     out = torch.empty(points.shape[0], dtype=torch.float32, device=points.device)
     for start in range(0, points.shape[0], batch_points):
-        part = points[start : start + batch_points]
+        # Contiguous rows whatever the points' layout (nonzero's is column-major): kernels
+        # such as norm reduce in another order on other strides, and the value of a point
+        # must not depend on how its list was made.
+        part = points[start : start + batch_points].contiguous()
         out[start : start + part.shape[0]] = field_fn(part).reshape(-1).float().to(out.device)
     return out
 
@@ -236,7 +242,8 @@ class RefinedGrid:
     Attributes:
         coarse: (n, n, n) float32 values of the level before the last, every point holding a
             value with the right sign (the final level's skipped points interpolate it).
-        indices: (N, 3) int64 points of the final level (2n - 1 per axis), row-major order.
+        indices: (N, 3) int64 points of the final level (2n - 1 per axis), row-major order
+            (the official evaluation order).
         values: (N,) float32 field values at them.
         bounds: (min, max) of the cube.
         evaluated_points: how many field evaluations the levels cost.
@@ -353,29 +360,39 @@ def _flash(
     levels = [FlashLevel(ladder[0], torch.empty(0, 3), grid.clone())] if keep_levels else []
     if progress is not None:
         progress(1, len(ladder))
+    compiled = flash_kernels.compiled_available(device)
     for number, cells in enumerate(ladder[1:], start=1):
         final = number == len(ladder) - 1
-        marked = near_surface(grid, evaluated)
-        if final and not dense_final:
-            indices, fine = final_points(marked, ordered=False), None
+        reach = flash_kernels.FINAL_REACH if final else flash_kernels.LEVEL_REACH
+        if compiled:
+            marked = flash_kernels.near_surface(grid, evaluated)
+            indices, fine = flash_kernels.refine_points(
+                marked, reach, mask=not final or dense_final
+            )
+        elif final and not dense_final:
+            indices, fine = final_points(near_surface(grid, evaluated)), None
         else:
-            fine = refine_indices(marked, final=final)
+            fine = refine_indices(near_surface(grid, evaluated), final=final)
             indices = fine.nonzero()
-        del marked
-        step = torch.tensor(np.float32((high - low) / cells), device=device)
-        values = evaluate(
-            field_fn, _points_at(indices, step, torch.tensor(np.float32(low))), batch_points
-        )
+        step, start = np.float32((high - low) / cells), np.float32(low)
+        if compiled:
+            points = flash_kernels.points_at(indices, step, start)
+        else:
+            points = _points_at(indices, torch.tensor(step, device=device), torch.tensor(start))
+        values = evaluate(field_fn, points, batch_points)
         count += indices.shape[0]
         if progress is not None:
             progress(number + 1, len(ladder))
         if fine is None:
             return RefinedGrid(grid, indices, values, (low, high), count)
         # Skipped points lie away from the surface: the coarse grid gives them their sign.
-        grid = F.interpolate(
-            grid[None, None], size=fine.shape, mode="trilinear", align_corners=True
-        )[0, 0]
-        grid[fine] = values
+        if compiled:
+            grid = flash_kernels.upsample_grid(grid, indices, values)
+        else:
+            grid = F.interpolate(
+                grid[None, None], size=fine.shape, mode="trilinear", align_corners=True
+            )[0, 0]
+            grid[fine] = values
         evaluated = fine
         if keep_levels:
             levels.append(FlashLevel(cells, indices, values))
