@@ -76,29 +76,22 @@ def rasterize_compiled(
 
 
 @functools.cache
-def _unit_helpers() -> tuple[Callable[..., None], ...]:
-    import numba
-
-    @numba.njit(cache=True, fastmath=False, inline="always")
-    def unit32(x, y, z, fx, fy, fz):
-        # mesh_ops.unit_vectors: float64 norm, float64 divide, then float32.
-        length = np.sqrt(x * x + y * y + z * z)
-        if length > 1e-20:
-            scale = max(length, 1e-30)
-            return np.float32(x / scale), np.float32(y / scale), np.float32(z / scale)
-        return np.float32(fx), np.float32(fy), np.float32(fz)
-
-    return (unit32,)
-
-
-@functools.cache
 def _frames_kernel() -> Callable[..., None]:
     import numba
 
-    (unit32,) = _unit_helpers()
-
     @numba.njit(parallel=True, cache=True, fastmath=False)
     def frames(face_of, bary, faces, positions, normals, points, point_normals):
+
+        def unit32(x, y, z, fx, fy, fz):
+            # mesh_ops.unit_vectors: float64 norm, float64 divide, then float32. (An inner
+            # function: a jitted helper captured from outside would keep numba from
+            # caching the kernel.)
+            length = np.sqrt(x * x + y * y + z * z)
+            if length > 1e-20:
+                scale = max(length, 1e-30)
+                return np.float32(x / scale), np.float32(y / scale), np.float32(z / scale)
+            return np.float32(fx), np.float32(fy), np.float32(fz)
+
         for i in numba.prange(len(face_of)):
             face = face_of[i]
             px = py = pz = 0.0
@@ -146,14 +139,23 @@ def texel_frames_compiled(
 def _tangent_kernel() -> Callable[..., None]:
     import numba
 
-    (unit32,) = _unit_helpers()
-    f32 = np.float32
-
     @numba.njit(parallel=True, cache=True, fastmath=False)
     def encode(  # noqa: PLR0913
         face_of, bary, faces, point_normals, tangents, dense_bary, dense_corner_faces,
         dense_faces, dense_normals, out,
     ):  # fmt: skip
+        f32 = np.float32
+
+        def unit32(x, y, z, fx, fy, fz):
+            # mesh_ops.unit_vectors: float64 norm, float64 divide, then float32. (An inner
+            # function: a jitted helper captured from outside would keep numba from
+            # caching the kernel.)
+            length = np.sqrt(x * x + y * y + z * z)
+            if length > 1e-20:
+                scale = max(length, 1e-30)
+                return np.float32(x / scale), np.float32(y / scale), np.float32(z / scale)
+            return np.float32(fx), np.float32(fy), np.float32(fz)
+
         for i in numba.prange(len(face_of)):
             # The dense surface's normal at the projected point.
             dx = dy = dz = 0.0

@@ -30,13 +30,6 @@ _CHUNK = 1024
 def _nearest_kernel() -> Callable[..., None]:
     import numba
 
-    @numba.njit(cache=True, fastmath=False, inline="always")
-    def gap(value, low, cell, slack):
-        # Distance along one axis from ``value`` to the cell [low, low + cell), less a
-        # slack that covers the rounding of the centroids' cell assignment.
-        outside = max(low - value, value - (low + cell), 0.0)
-        return max(outside - slack, 0.0)
-
     @numba.njit(parallel=True, cache=True, fastmath=False)
     def nearest(  # noqa: PLR0912, PLR0915
         query, centres, ids, cell_z, cell_start, column_start, origin, cell, slack, dims,
@@ -44,6 +37,15 @@ def _nearest_kernel() -> Callable[..., None]:
     ):  # fmt: skip
         count, wanted = near.shape
         last = wanted - 1
+
+        def gap(value, low, cell, slack):
+            # Distance along one axis from ``value`` to the cell [low, low + cell), less
+            # a slack that covers the rounding of the centroids' cell assignment. (An
+            # inner function: a jitted helper captured from outside would keep numba
+            # from caching the kernel.)
+            outside = max(low - value, value - (low + cell), 0.0)
+            return max(outside - slack, 0.0)
+
         for chunk in numba.prange((count + _CHUNK - 1) // _CHUNK):
             best = np.empty(wanted)
             best_id = np.empty(wanted, np.int64)
