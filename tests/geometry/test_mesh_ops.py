@@ -55,3 +55,15 @@ def test_bilinear_sampling_at_texel_centres():
         [[0], [0.5], [1]],
         atol=1e-6,
     )
+
+
+def test_corner_sums_round_as_add_at_corner_by_corner():
+    from genesis3d.geometry.mesh_ops import _sum_at_corners
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 50, (4000, 3))
+    values = rng.normal(size=(4000, 3)) * 10.0 ** rng.integers(-8, 8, (4000, 1))
+    expected = np.zeros((60, 3))  # ten vertices no face uses
+    for corner in range(3):
+        np.add.at(expected, faces[:, corner], values)
+    np.testing.assert_array_equal(_sum_at_corners(faces, values, 60), expected)

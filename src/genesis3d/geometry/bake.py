@@ -250,7 +250,7 @@ def fill_gutters(image: np.ndarray, filled: np.ndarray) -> np.ndarray:
 
     if filled.all() or not filled.any():
         return image
-    _, nearest = ndimage.distance_transform_edt(~filled, return_indices=True)
+    nearest = ndimage.distance_transform_edt(~filled, return_distances=False, return_indices=True)
     return image[nearest[0], nearest[1]]
 
 
