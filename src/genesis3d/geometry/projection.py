@@ -8,8 +8,9 @@ texels whose closest point lies on a shared edge or vertex all take the same fac
 per-texel face flicker).
 
 With numba installed (the ``export`` extra) the candidates come from a compiled search of
-a uniform grid of the centroids and the pick runs in one compiled loop over points and
-candidates; without it, from the k-d tree and the same arithmetic in vectorised NumPy.
+a uniform grid of the centroids (:mod:`genesis3d.geometry.centroid_grid`) and the pick,
+barycentrics included, runs in one compiled loop over points and candidates; without it,
+from the k-d tree and the same arithmetic in vectorised NumPy.
 Both give the same faces and points (``tests/geometry/test_projection.py`` compares them;
 the candidate sets differ only in the order of exactly equidistant centroids).
 """
