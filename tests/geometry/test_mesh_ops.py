@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from genesis3d.geometry.frames import matrices_to_quaternions, matrix_to_quaternion
 from genesis3d.geometry.mesh_ops import split_by_face_group, vertex_normals, vertex_tangents
@@ -67,3 +68,21 @@ def test_corner_sums_round_as_add_at_corner_by_corner():
     for corner in range(3):
         np.add.at(expected, faces[:, corner], values)
     np.testing.assert_array_equal(_sum_at_corners(faces, values, 60), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_face_normals_equal_the_numpy_ones(monkeypatch, dtype):
+    pytest.importorskip("numba")
+    from genesis3d.geometry import mesh_ops
+    from genesis3d.testing.shapes import torus
+
+    positions, faces = torus(256, 160)  # above the compiled path's face count
+    positions = positions.astype(dtype)
+    assert len(faces) >= mesh_ops._COMPILED_FACES
+    compiled = mesh_ops.face_normals(positions, faces)
+    monkeypatch.setattr(mesh_ops, "_COMPILED_FACES", 1 << 62)
+    np.testing.assert_array_equal(compiled, mesh_ops.face_normals(positions, faces))
+    # Out-of-range indices never reach the compiled loop: NumPy's error is raised.
+    monkeypatch.undo()
+    with pytest.raises(IndexError):
+        mesh_ops.face_normals(positions[:10], faces)
