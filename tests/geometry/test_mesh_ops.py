@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from genesis3d.geometry.frames import matrices_to_quaternions, matrix_to_quaternion
 from genesis3d.geometry.mesh_ops import split_by_face_group, vertex_normals, vertex_tangents
@@ -55,3 +56,33 @@ def test_bilinear_sampling_at_texel_centres():
         [[0], [0.5], [1]],
         atol=1e-6,
     )
+
+
+def test_corner_sums_round_as_add_at_corner_by_corner():
+    from genesis3d.geometry.mesh_ops import _sum_at_corners
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 50, (4000, 3))
+    values = rng.normal(size=(4000, 3)) * 10.0 ** rng.integers(-8, 8, (4000, 1))
+    expected = np.zeros((60, 3))  # ten vertices no face uses
+    for corner in range(3):
+        np.add.at(expected, faces[:, corner], values)
+    np.testing.assert_array_equal(_sum_at_corners(faces, values, 60), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_face_normals_equal_the_numpy_ones(monkeypatch, dtype):
+    pytest.importorskip("numba")
+    from genesis3d.geometry import mesh_ops
+    from genesis3d.testing.shapes import torus
+
+    positions, faces = torus(256, 160)  # above the compiled path's face count
+    positions = positions.astype(dtype)
+    assert len(faces) >= mesh_ops._COMPILED_FACES
+    compiled = mesh_ops.face_normals(positions, faces)
+    monkeypatch.setattr(mesh_ops, "_COMPILED_FACES", 1 << 62)
+    np.testing.assert_array_equal(compiled, mesh_ops.face_normals(positions, faces))
+    # Out-of-range indices never reach the compiled loop: NumPy's error is raised.
+    monkeypatch.undo()
+    with pytest.raises(IndexError):
+        mesh_ops.face_normals(positions[:10], faces)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from genesis3d.errors import ConfigError, MissingDependencyError
-from genesis3d.geometry import projection
+from genesis3d.geometry import compiled
+from genesis3d.geometry.centroid_grid import CentroidGrid
 from genesis3d.geometry.mesh_ops import unit_vectors, vertex_normals
 from genesis3d.geometry.projection import project_to_surface
 from genesis3d.testing.shapes import box_with_fin, torus
@@ -83,8 +84,8 @@ def test_backend_choice_is_checked(monkeypatch, caplog):
     )
     with pytest.raises(MissingDependencyError, match="pip install"):
         project_to_surface(points, normals, positions, faces, backend="numba")
-    projection._log_numpy_fallback.cache_clear()
-    with caplog.at_level(logging.INFO, logger="genesis3d.geometry.projection"):
+    compiled.log_numpy_fallback.cache_clear()
+    with caplog.at_level(logging.INFO, logger="genesis3d.geometry.compiled"):
         fallback = project_to_surface(points, normals, positions, faces, backend="auto")
     assert "numba is not installed" in caplog.text
     plain = project_to_surface(points, normals, positions, faces, backend="numpy")
@@ -100,7 +101,7 @@ def test_grid_search_finds_the_k_d_trees_nearest_centroids():
     positions, faces = box_with_fin(40, fin_voxels=1.5)
     positions = positions.astype(np.float64)
     centres = positions[faces].mean(axis=1)
-    grid = projection._CentroidGrid(centres, face_areas(positions, faces))
+    grid = CentroidGrid(centres, face_areas(positions, faces))
     rng = np.random.default_rng(6)
     # Points on, near and far from the surface (outside the grid's box too).
     points = np.concatenate(
@@ -137,7 +138,7 @@ def test_grid_search_hands_points_far_in_cells_to_the_tree():
     positions = np.concatenate([grid_points, far])
     faces = np.concatenate([tiny, [[len(grid_points), len(grid_points) + 1, len(grid_points) + 2]]])
     centres = positions[faces].mean(axis=1)
-    grid = projection._CentroidGrid(centres, face_areas(positions, faces))
+    grid = CentroidGrid(centres, face_areas(positions, faces))
     points = np.array([[5.2, 5.2, 5.1], [3.0, 3.0, 3.0], [0.005, 0.005, 0.001]])
     near = grid.query(points, 8)
     distance, _ = cKDTree(centres).query(points, k=8)

@@ -3,7 +3,8 @@
 Stages, each a public function:
 
 1. :func:`rasterize_atlas`: which light-mesh face covers each texel centre, and where
-   (barycentrics); vectorised NumPy, triangles bucketed by the size of their texel box.
+   (barycentrics); one compiled loop over the triangles, or vectorised NumPy with the
+   triangles bucketed by the size of their texel box.
    Texels up to ``border`` texels outside a chart get the nearest face too, with its
    barycentrics extrapolated (the face's plane continued past its edge, then projected
    like any texel), so bilinear taps across a chart edge read the values the surface has
@@ -14,6 +15,8 @@ Stages, each a public function:
    face flicker).
 3. The attribute source (:mod:`genesis3d.geometry.attributes`) is sampled at those points;
    an optional tangent-space normal map carries the dense surface's normals.
+   The per-texel points, normals and tangent frames are computed in compiled loops too
+   (:mod:`genesis3d.geometry.bake_kernels`), or in NumPy without numba: same texels.
 4. :func:`fill_gutters`: every texel left is given its nearest sampled texel's value
    (exact Euclidean distance transform), so no texel that bilinear filtering or any mip
    level reads is unfilled.
@@ -30,6 +33,7 @@ import numpy as np
 
 from genesis3d.errors import ConfigError, InputError
 from genesis3d.geometry.attributes import AttributeSource
+from genesis3d.geometry.compiled import Backend, use_numba
 from genesis3d.geometry.mesh_ops import unit_vectors, vertex_normals, vertex_tangents
 from genesis3d.geometry.projection import project_to_surface
 from genesis3d.geometry.uv import check_texture_size
@@ -130,38 +134,21 @@ def _barycentrics_2d(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.stack([1.0 - w1 - w2, w1, w2], axis=-1)
 
 
-def rasterize_atlas(
-    uvs: np.ndarray, faces: np.ndarray, texture_size: int, *, border: int = 2
-) -> AtlasRaster:
-    """Rasterise UV triangles at texel centres ((column + 0.5, row + 0.5) / S = (u, v)).
+def _rasterize_numpy(
+    corners: np.ndarray,
+    usable: np.ndarray,
+    bucket: np.ndarray,
+    low: np.ndarray,
+    face_ids: np.ndarray,
+    weights: np.ndarray,
+    size: int,
+) -> None:
+    """Rasterise the ``usable`` faces, bucketed by the power-of-two side of their box.
 
-    Args:
-        uvs: (n, 2) float texture coordinates in [0, 1].
-        faces: (m, 3) int.
-        texture_size: S, the texture side.
-        border: texels within this distance outside the charts also get the nearest
-            face, with barycentrics extrapolated past its edge; 0 for none.
-
-    Returns:
-        The :class:`AtlasRaster`.
+    ``corners`` (m, 3, 2) float64 texel-index corners, ``bucket`` (k,) log2 box side of each
+    usable face, ``low`` (m, 2) int64 first column and row; writes ``face_ids`` (S * S,)
+    and ``weights`` (S * S, 3), later buckets and higher ids overwriting.
     """
-    from scipy import ndimage
-
-    size = int(texture_size)
-    uvs = np.asarray(uvs, np.float64)
-    faces = np.asarray(faces, np.int64)
-    if uvs.ndim != 2 or uvs.shape[1] != 2 or faces.ndim != 2 or faces.shape[1] != 3:
-        raise InputError(f"uvs must be (n, 2) and faces (m, 3), got {uvs.shape} and {faces.shape}")
-    corners = uvs[faces] * size - 0.5  # texel-index coordinates of the corners
-    face_ids = np.full(size * size, -1, np.int64)
-    weights = np.zeros((size * size, 3), np.float32)
-    low = np.clip(np.ceil(corners.min(axis=1)), 0, size).astype(np.int64)
-    high = np.clip(np.floor(corners.max(axis=1)), -1, size - 1).astype(np.int64)
-    extent = high - low + 1
-    doubled = _cross2(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    usable = np.flatnonzero((extent.min(axis=1) >= 1) & (doubled != 0))
-    spans = extent[usable].max(axis=1)
-    bucket = np.ceil(np.log2(np.maximum(spans, 1))).astype(np.int64)
     offsets_cache: dict[int, np.ndarray] = {}
     for level in np.unique(bucket):
         side = 1 << int(level)
@@ -180,6 +167,57 @@ def rasterize_atlas(
             texel = (y * size + x)[inside]
             face_ids[texel] = which
             weights[texel] = np.clip(bary[inside], 0.0, 1.0)
+
+
+def rasterize_atlas(
+    uvs: np.ndarray,
+    faces: np.ndarray,
+    texture_size: int,
+    *,
+    border: int = 2,
+    backend: Backend = "auto",
+) -> AtlasRaster:
+    """Rasterise UV triangles at texel centres ((column + 0.5, row + 0.5) / S = (u, v)).
+
+    Args:
+        uvs: (n, 2) float texture coordinates in [0, 1].
+        faces: (m, 3) int.
+        texture_size: S, the texture side.
+        border: texels within this distance outside the charts also get the nearest
+            face, with barycentrics extrapolated past its edge; 0 for none.
+        backend: "numba", "numpy" or "auto" (see :mod:`genesis3d.geometry.compiled`).
+
+    Returns:
+        The :class:`AtlasRaster`. A texel centre on an edge shared by two triangles (or
+        inside overlapping ones) takes the triangle with the larger texel box, and among
+        boxes of one power-of-two size the higher face id.
+    """
+    from scipy import ndimage
+
+    size = int(texture_size)
+    uvs = np.asarray(uvs, np.float64)
+    faces = np.asarray(faces, np.int64)
+    if uvs.ndim != 2 or uvs.shape[1] != 2 or faces.ndim != 2 or faces.shape[1] != 3:
+        raise InputError(f"uvs must be (n, 2) and faces (m, 3), got {uvs.shape} and {faces.shape}")
+    corners = uvs[faces] * size - 0.5  # texel-index coordinates of the corners
+    face_ids = np.full(size * size, -1, np.int64)
+    weights = np.zeros((size * size, 3), np.float32)
+    low = np.clip(np.ceil(corners.min(axis=1)), 0, size).astype(np.int64)
+    high = np.clip(np.floor(corners.max(axis=1)), -1, size - 1).astype(np.int64)
+    extent = high - low + 1
+    doubled = _cross2(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    usable = np.flatnonzero((extent.min(axis=1) >= 1) & (doubled != 0))
+    spans = extent[usable].max(axis=1)
+    bucket = np.ceil(np.log2(np.maximum(spans, 1))).astype(np.int64)
+    if use_numba(backend, "rasterize_atlas"):
+        from genesis3d.geometry.bake_kernels import rasterize_compiled
+
+        side = np.zeros(len(faces), np.int64)
+        side[usable] = 1 << bucket
+        order = usable[np.argsort(bucket, kind="stable")]
+        rasterize_compiled(corners, order, low, side, face_ids, weights, size)
+    else:
+        _rasterize_numpy(corners, usable, bucket, low, face_ids, weights, size)
     covered = face_ids >= 0
     if border > 0 and covered.any() and not covered.all():
         distance, nearest = ndimage.distance_transform_edt(
@@ -214,7 +252,7 @@ def fill_gutters(image: np.ndarray, filled: np.ndarray) -> np.ndarray:
 
     if filled.all() or not filled.any():
         return image
-    _, nearest = ndimage.distance_transform_edt(~filled, return_indices=True)
+    nearest = ndimage.distance_transform_edt(~filled, return_distances=False, return_indices=True)
     return image[nearest[0], nearest[1]]
 
 
@@ -304,6 +342,7 @@ def bake_textures(
     normals: np.ndarray | None = None,
     border: int = 2,
     candidates: int = 8,
+    backend: Backend = "auto",
 ) -> BakedTextures:
     """Bake base colour, metallic-roughness and a normal map for a UV-mapped light mesh.
 
@@ -322,6 +361,8 @@ def bake_textures(
             written (the tangent frame is built from them); default area-weighted ones.
         border: texels outside the charts sampled directly (see :func:`rasterize_atlas`).
         candidates: dense faces tested per texel (see :func:`project_to_surface`).
+        backend: "numba" (compiled loops, needs numba), "numpy", or "auto": numba when
+            installed, else NumPy with a log line. Both give the same textures.
 
     Returns:
         The :class:`BakedTextures`.
@@ -334,22 +375,34 @@ def bake_textures(
     uvs = np.asarray(uvs, np.float64)
     if uvs.shape != (len(positions), 2):
         raise InputError(f"uvs must have shape ({len(positions)}, 2), got {uvs.shape}")
+    compiled = use_numba(backend, "bake_textures")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    raster = rasterize_atlas(uvs, faces, size, border=border)
+    raster = rasterize_atlas(uvs, faces, size, border=border, backend=backend)
     seconds["rasterize"] = time.perf_counter() - start
     texels = np.flatnonzero(raster.face_ids.reshape(-1) >= 0)
     face_of = raster.face_ids.reshape(-1)[texels]
-    weights = raster.barycentrics.reshape(-1, 3)[texels].astype(np.float64)
-    corners = faces[face_of]
+    bary = raster.barycentrics.reshape(-1, 3)[texels]
     if normals is None:
         normals = vertex_normals(positions.astype(np.float32), faces)
-    normals = np.asarray(normals, np.float64)
-    points = np.einsum("kj,kjc->kc", weights, positions[corners])
-    point_normals = unit_vectors(np.einsum("kj,kjc->kc", weights, normals[corners]))
+    normals = np.ascontiguousarray(normals, np.float64)
+    if compiled:
+        from genesis3d.geometry.bake_kernels import texel_frames_compiled
+
+        points, point_normals = texel_frames_compiled(face_of, bary, faces, positions, normals)
+    else:
+        weights = bary.astype(np.float64)
+        corners = faces[face_of]
+        points = np.einsum("kj,kjc->kc", weights, positions[corners])
+        point_normals = unit_vectors(np.einsum("kj,kjc->kc", weights, normals[corners]))
     start = time.perf_counter()
     projected = project_to_surface(
-        points, point_normals, dense_positions, dense_faces, candidates=candidates
+        points,
+        point_normals,
+        dense_positions,
+        dense_faces,
+        candidates=candidates,
+        backend=backend,
     )
     seconds["project"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -370,19 +423,34 @@ def bake_textures(
             mr[:, 2] = values[:, channels.metallic]
         layers.append(_to_uint8(mr))
     if normal_map:
-        dense_positions = np.asarray(dense_positions, np.float64)
-        dense_faces = np.asarray(dense_faces, np.int64)
-        dense_normals = vertex_normals(dense_positions.astype(np.float32), dense_faces)
-        detail = unit_vectors(
-            np.einsum(
-                "kj,kjc->kc",
-                projected.barycentrics.astype(np.float64),
-                dense_normals[dense_faces[projected.face_ids]].astype(np.float64),
-            )
-        )
+        dense_faces = np.ascontiguousarray(dense_faces, np.int64)
+        dense_normals = vertex_normals(np.asarray(dense_positions, np.float32), dense_faces)
         tangents = vertex_tangents(positions, faces, normals, uvs).astype(np.float64)
-        local = _tangent_space(detail, corners, weights, normals, tangents)
-        layers.append(_to_uint8(local * 0.5 + 0.5))
+        if compiled:
+            from genesis3d.geometry.bake_kernels import tangent_normals_compiled
+
+            encoded = tangent_normals_compiled(
+                face_of,
+                bary,
+                faces,
+                point_normals,
+                tangents,
+                projected.barycentrics,
+                projected.face_ids,
+                dense_faces,
+                dense_normals,
+            )
+        else:
+            detail = unit_vectors(
+                np.einsum(
+                    "kj,kjc->kc",
+                    projected.barycentrics.astype(np.float64),
+                    dense_normals[dense_faces[projected.face_ids]].astype(np.float64),
+                )
+            )
+            local = _tangent_space(detail, faces[face_of], weights, normals, tangents)
+            encoded = _to_uint8(local * 0.5 + 0.5)
+        layers.append(encoded)
     widths = [layer.shape[1] for layer in layers]
     plane = np.zeros((size * size, sum(widths)), np.uint8)
     plane[texels] = np.concatenate(layers, axis=1)

@@ -7,6 +7,10 @@ import numpy as np
 from genesis3d.errors import InputError
 from genesis3d.geometry.compiled import face_normals_kernel
 
+#: Meshes with at least this many faces get their face normals from a compiled loop (same
+#: arithmetic; on millions of faces the NumPy gathers and temporaries cost seconds).
+_COMPILED_FACES = 1 << 12
+
 
 def face_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unnormalised face normals (cross product of two edges; length = twice the area).
@@ -19,9 +23,11 @@ def face_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
         (m, 3) float64.
     """
     faces = np.asarray(faces)
-    kernel = face_normals_kernel() if len(faces) > 4096 else None
-    if kernel is not None:
-        return kernel(np.ascontiguousarray(positions), np.ascontiguousarray(faces))
+    # Out-of-range indices never reach the compiled loop (it does not check them).
+    if len(faces) >= _COMPILED_FACES and faces.min() >= 0 and faces.max() < len(positions):
+        kernel = face_normals_kernel()
+        if kernel is not None:
+            return kernel(np.ascontiguousarray(positions), np.ascontiguousarray(faces))
     return _face_normals_numpy(positions, faces)
 
 
@@ -63,6 +69,21 @@ def unit_vectors(
     return unit.astype(np.float32)
 
 
+def _sum_at_corners(faces: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """Per-vertex sums of per-face rows: (count, c) float64.
+
+    ``values`` (m, c) are added to each of a face's three vertices, corner 0 of every face
+    first, then corner 1, then corner 2: the order (and so the rounding) of
+    ``np.add.at`` called corner by corner, through ``np.bincount``, ten times faster.
+    """
+    index = np.asarray(faces, np.int64).T.reshape(-1)
+    out = np.empty((count, values.shape[1]), np.float64)
+    for column in range(values.shape[1]):
+        weights = np.tile(np.asarray(values[:, column], np.float64), 3)
+        out[:, column] = np.bincount(index, weights=weights, minlength=count)[:count]
+    return out
+
+
 def vertex_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals.
 
@@ -73,11 +94,7 @@ def vertex_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     Returns:
         (n, 3) float32 unit normals; a vertex with no area around it gets +Z.
     """
-    weighted = face_normals(positions, faces)
-    normals = np.zeros((len(positions), 3))
-    for corner in range(3):
-        np.add.at(normals, faces[:, corner], weighted)
-    return unit_vectors(normals)
+    return unit_vectors(_sum_at_corners(faces, face_normals(positions, faces), len(positions)))
 
 
 def weld_exact(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,11 +171,8 @@ def vertex_tangents(
     inverse = np.where(np.abs(det) > 1e-20, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
     face_tangent = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inverse
     face_bitangent = (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inverse
-    tangent = np.zeros((len(positions), 3))
-    bitangent = np.zeros((len(positions), 3))
-    for corner in range(3):
-        np.add.at(tangent, faces[:, corner], face_tangent)
-        np.add.at(bitangent, faces[:, corner], face_bitangent)
+    tangent = _sum_at_corners(faces, face_tangent, len(positions))
+    bitangent = _sum_at_corners(faces, face_bitangent, len(positions))
     normals = np.asarray(normals, np.float64)
     tangent -= normals * (tangent * normals).sum(axis=1, keepdims=True)
     # Where UVs give no direction, any unit vector orthogonal to the normal will do.

@@ -8,8 +8,9 @@ texels whose closest point lies on a shared edge or vertex all take the same fac
 per-texel face flicker).
 
 With numba installed (the ``export`` extra) the candidates come from a compiled search of
-a uniform grid of the centroids and the pick runs in one compiled loop over points and
-candidates; without it, from the k-d tree and the same arithmetic in vectorised NumPy.
+a uniform grid of the centroids (:mod:`genesis3d.geometry.centroid_grid`) and the pick,
+barycentrics included, runs in one compiled loop over points and candidates; without it,
+from the k-d tree and the same arithmetic in vectorised NumPy.
 Both give the same faces and points (``tests/geometry/test_projection.py`` compares them;
 the candidate sets differ only in the order of exactly equidistant centroids).
 """
@@ -17,35 +18,29 @@ the candidate sets differ only in the order of exactly equidistant centroids).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
-import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from genesis3d.errors import ConfigError, MissingDependencyError
 from genesis3d.geometry.attributes import SurfacePoints
+from genesis3d.geometry.centroid_grid import CentroidGrid
 from genesis3d.geometry.compare import closest_point_on_triangles
+from genesis3d.geometry.compiled import KERNEL_LOCK, Backend, use_numba
 from genesis3d.geometry.mesh_ops import face_normals
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Backend", "project_to_surface"]
 
-Backend = Literal["auto", "numba", "numpy"]
-
 #: Points per nearest-neighbour query block (bounds the candidate table), and per NumPy
 #: pick block: (8192 x 8) candidate pairs keep the temporaries in cache, which halves the
 #: time of this memory-bound arithmetic.
 _QUERY_BLOCK = 1 << 18
 _NUMPY_BLOCK = 1 << 13
-#: numba's fallback threading layer (workqueue, where neither OpenMP nor TBB is found)
-#: aborts the process when two threads launch parallel kernels at once, as concurrent
-#: server jobs would: the kernel runs under one lock (it uses every core anyway).
-_KERNEL_LOCK = threading.Lock()
-_NUMBA_INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
+#: points per work item of the compiled pick (their scratch arrays are allocated once)
+_PICK_CHUNK = 1024
 
 
 def _barycentrics_3d(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -72,8 +67,9 @@ def _pick_numpy(
     dense_positions: np.ndarray,
     dense_faces: np.ndarray,
     face_normal: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Chosen face (k,) int64 and closest point (k, 3) float64 of (k, 3) float64 queries.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chosen face (k,) int64, closest point (k, 3) float64 and its barycentrics (k, 3)
+    float32 in that face, of (k, 3) float64 queries.
 
     ``near`` (k, c) int64 holds each query's candidate faces, ``face_normal`` (m, 3)
     float64 the dense faces' normals.
@@ -104,96 +100,122 @@ def _pick_numpy(
         column = np.argmax(block == pick[:, None], axis=1)
         picks[rows] = pick
         chosen[rows] = closest.reshape(size, candidates, 3)[np.arange(size), column]
-    return picks, chosen
+    return picks, chosen, _barycentrics_3d(chosen, dense_positions[dense_faces[picks]])
 
 
 @functools.cache
 def _numba_kernel() -> Callable[..., None]:
-    """The compiled pick: the arithmetic of :func:`_pick_numpy`, one point per iteration."""
+    """The compiled pick: the arithmetic of :func:`_pick_numpy` and :func:`_barycentrics_3d`,
+    one point per iteration."""
     import numba
 
     @numba.njit(parallel=True, cache=True, fastmath=False)
-    def pick(query, normals, near, positions, faces, face_normal, picks, chosen):  # noqa: PLR0915
+    def pick(query, normals, near, positions, faces, face_normal, picks, chosen, weights):  # noqa: PLR0912, PLR0915
         count, candidates = near.shape
-        for i in numba.prange(count):
-            px, py, pz = query[i, 0], query[i, 1], query[i, 2]
-            any_facing = False
-            for j in range(candidates):
-                f = near[i, j]
-                dot = (
-                    face_normal[f, 0] * normals[i, 0]
-                    + face_normal[f, 1] * normals[i, 1]
-                    + face_normal[f, 2] * normals[i, 2]
-                )
-                if dot > 0:
-                    any_facing = True
-            best = np.inf
-            best_face = -1
-            best_x = best_y = best_z = 0.0
+        for chunk in numba.prange((count + _PICK_CHUNK - 1) // _PICK_CHUNK):
             distances = np.empty(candidates)
             xs = np.empty(candidates)
             ys = np.empty(candidates)
             zs = np.empty(candidates)
-            for j in range(candidates):
-                f = near[i, j]
-                a = positions[faces[f, 0]]
-                b = positions[faces[f, 1]]
-                c = positions[faces[f, 2]]
-                abx, aby, abz = b[0] - a[0], b[1] - a[1], b[2] - a[2]
-                acx, acy, acz = c[0] - a[0], c[1] - a[1], c[2] - a[2]
-                apx, apy, apz = px - a[0], py - a[1], pz - a[2]
-                d1 = abx * apx + aby * apy + abz * apz
-                d2 = acx * apx + acy * apy + acz * apz
-                bpx, bpy, bpz = px - b[0], py - b[1], pz - b[2]
-                d3 = abx * bpx + aby * bpy + abz * bpz
-                d4 = acx * bpx + acy * bpy + acz * bpz
-                cpx, cpy, cpz = px - c[0], py - c[1], pz - c[2]
-                d5 = abx * cpx + aby * cpy + abz * cpz
-                d6 = acx * cpx + acy * cpy + acz * cpz
-                va = d3 * d6 - d5 * d4
-                vb = d5 * d2 - d1 * d6
-                vc = d1 * d4 - d3 * d2
-                denominator = va + vb + vc
+            for i in range(chunk * _PICK_CHUNK, min(count, (chunk + 1) * _PICK_CHUNK)):
+                px, py, pz = query[i, 0], query[i, 1], query[i, 2]
+                any_facing = False
+                for j in range(candidates):
+                    f = near[i, j]
+                    dot = (
+                        face_normal[f, 0] * normals[i, 0]
+                        + face_normal[f, 1] * normals[i, 1]
+                        + face_normal[f, 2] * normals[i, 2]
+                    )
+                    if dot > 0:
+                        any_facing = True
+                best = np.inf
+                best_face = -1
+                best_x = best_y = best_z = 0.0
+                for j in range(candidates):
+                    f = near[i, j]
+                    a = positions[faces[f, 0]]
+                    b = positions[faces[f, 1]]
+                    c = positions[faces[f, 2]]
+                    abx, aby, abz = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+                    acx, acy, acz = c[0] - a[0], c[1] - a[1], c[2] - a[2]
+                    apx, apy, apz = px - a[0], py - a[1], pz - a[2]
+                    d1 = abx * apx + aby * apy + abz * apz
+                    d2 = acx * apx + acy * apy + acz * apz
+                    bpx, bpy, bpz = px - b[0], py - b[1], pz - b[2]
+                    d3 = abx * bpx + aby * bpy + abz * bpz
+                    d4 = acx * bpx + acy * bpy + acz * bpz
+                    cpx, cpy, cpz = px - c[0], py - c[1], pz - c[2]
+                    d5 = abx * cpx + aby * cpy + abz * cpz
+                    d6 = acx * cpx + acy * cpy + acz * cpz
+                    va = d3 * d6 - d5 * d4
+                    vb = d5 * d2 - d1 * d6
+                    vc = d1 * d4 - d3 * d2
+                    denominator = va + vb + vc
+                    if not abs(denominator) > 1e-300:
+                        denominator = 1.0
+                    v, w = vb / denominator, vc / denominator
+                    # Later regions win, as in the sequential region test.
+                    if va <= 0 and d4 - d3 >= 0 and d5 - d6 >= 0:
+                        t = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+                        v, w = 1.0 - t, t
+                    if vb <= 0 and d2 >= 0 and d6 <= 0:
+                        v, w = 0.0, d2 / (d2 - d6)
+                    if vc <= 0 and d1 >= 0 and d3 <= 0:
+                        v, w = d1 / (d1 - d3), 0.0
+                    if d6 >= 0 and d5 <= d6:
+                        v, w = 0.0, 1.0
+                    if d3 >= 0 and d4 <= d3:
+                        v, w = 1.0, 0.0
+                    if d1 <= 0 and d2 <= 0:
+                        v, w = 0.0, 0.0
+                    x = a[0] + v * abx + w * acx
+                    y = a[1] + v * aby + w * acy
+                    z = a[2] + v * abz + w * acz
+                    xs[j], ys[j], zs[j] = x, y, z
+                    dot = (
+                        face_normal[f, 0] * normals[i, 0]
+                        + face_normal[f, 1] * normals[i, 1]
+                        + face_normal[f, 2] * normals[i, 2]
+                    )
+                    if dot > 0 or not any_facing:
+                        ex, ey, ez = x - px, y - py, z - pz
+                        distances[j] = ex * ex + ey * ey + ez * ez
+                    else:
+                        distances[j] = np.inf
+                    best = min(best, distances[j])
+                tolerance = 1e-10 * max(best, 1e-30) + 1e-18
+                for j in range(candidates):
+                    f = near[i, j]
+                    if distances[j] <= best + tolerance and (best_face < 0 or f < best_face):
+                        best_face = f
+                        best_x, best_y, best_z = xs[j], ys[j], zs[j]
+                picks[i] = best_face
+                chosen[i, 0], chosen[i, 1], chosen[i, 2] = best_x, best_y, best_z
+                # _barycentrics_3d of the chosen point in its face.
+                a = positions[faces[best_face, 0]]
+                b = positions[faces[best_face, 1]]
+                c = positions[faces[best_face, 2]]
+                v0x, v0y, v0z = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+                v1x, v1y, v1z = c[0] - a[0], c[1] - a[1], c[2] - a[2]
+                v2x, v2y, v2z = best_x - a[0], best_y - a[1], best_z - a[2]
+                d00 = v0x * v0x + v0y * v0y + v0z * v0z
+                d01 = v0x * v1x + v0y * v1y + v0z * v1z
+                d11 = v1x * v1x + v1y * v1y + v1z * v1z
+                d20 = v2x * v0x + v2y * v0y + v2z * v0z
+                d21 = v2x * v1x + v2y * v1y + v2z * v1z
+                denominator = d00 * d11 - d01 * d01
                 if not abs(denominator) > 1e-300:
                     denominator = 1.0
-                v, w = vb / denominator, vc / denominator
-                # Later regions win, as in the sequential region test.
-                if va <= 0 and d4 - d3 >= 0 and d5 - d6 >= 0:
-                    t = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-                    v, w = 1.0 - t, t
-                if vb <= 0 and d2 >= 0 and d6 <= 0:
-                    v, w = 0.0, d2 / (d2 - d6)
-                if vc <= 0 and d1 >= 0 and d3 <= 0:
-                    v, w = d1 / (d1 - d3), 0.0
-                if d6 >= 0 and d5 <= d6:
-                    v, w = 0.0, 1.0
-                if d3 >= 0 and d4 <= d3:
-                    v, w = 1.0, 0.0
-                if d1 <= 0 and d2 <= 0:
-                    v, w = 0.0, 0.0
-                x = a[0] + v * abx + w * acx
-                y = a[1] + v * aby + w * acy
-                z = a[2] + v * abz + w * acz
-                xs[j], ys[j], zs[j] = x, y, z
-                dot = (
-                    face_normal[f, 0] * normals[i, 0]
-                    + face_normal[f, 1] * normals[i, 1]
-                    + face_normal[f, 2] * normals[i, 2]
-                )
-                if dot > 0 or not any_facing:
-                    ex, ey, ez = x - px, y - py, z - pz
-                    distances[j] = ex * ex + ey * ey + ez * ez
-                else:
-                    distances[j] = np.inf
-                best = min(best, distances[j])
-            tolerance = 1e-10 * max(best, 1e-30) + 1e-18
-            for j in range(candidates):
-                f = near[i, j]
-                if distances[j] <= best + tolerance and (best_face < 0 or f < best_face):
-                    best_face = f
-                    best_x, best_y, best_z = xs[j], ys[j], zs[j]
-            picks[i] = best_face
-            chosen[i, 0], chosen[i, 1], chosen[i, 2] = best_x, best_y, best_z
+                w1 = (d11 * d20 - d01 * d21) / denominator
+                w2 = (d00 * d21 - d01 * d20) / denominator
+                w0 = min(max(1.0 - w1 - w2, 0.0), 1.0)
+                w1 = min(max(w1, 0.0), 1.0)
+                w2 = min(max(w2, 0.0), 1.0)
+                total = max(w0 + w1 + w2, 1e-12)
+                weights[i, 0] = w0 / total
+                weights[i, 1] = w1 / total
+                weights[i, 2] = w2 / total
 
     return pick
 
@@ -205,12 +227,13 @@ def _pick_numba(
     dense_positions: np.ndarray,
     dense_faces: np.ndarray,
     face_normal: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_pick_numpy` as one compiled parallel loop."""
     picks = np.empty(len(near), np.int64)
     chosen = np.empty((len(near), 3), np.float64)
+    weights = np.empty((len(near), 3), np.float32)
     kernel = _numba_kernel()
-    with _KERNEL_LOCK:
+    with KERNEL_LOCK:
         kernel(
             np.ascontiguousarray(query),
             np.ascontiguousarray(normals),
@@ -220,169 +243,9 @@ def _pick_numba(
             face_normal,
             picks,
             chosen,
+            weights,
         )
-    return picks, chosen
-
-
-@functools.cache
-def _numba_nearest() -> Callable[..., None]:
-    """Compiled k nearest face centroids over a uniform grid (the k-d tree query's twin)."""
-    import numba
-
-    @numba.njit(parallel=True, cache=True, fastmath=False)
-    def nearest(query, centres, ids, keys, starts, origin, cell, dims, max_ring, near):  # noqa: PLR0912
-        count, wanted = near.shape
-        for i in numba.prange(count):
-            best = np.full(wanted, np.inf)
-            best_id = np.full(wanted, -1, np.int64)
-            found = 0
-            home = np.empty(3, np.int64)
-            for axis in range(3):
-                home[axis] = np.int64(np.floor((query[i, axis] - origin[axis]) / cell))
-            ring = 0
-            while True:
-                if ring > max_ring:
-                    # Far from every centre in cell units (a point off the surface, or
-                    # faces of very uneven size): left to the k-d tree.
-                    near[i, 0] = -1
-                    break
-                for x in range(home[0] - ring, home[0] + ring + 1):
-                    if x < 0 or x >= dims[0]:
-                        continue
-                    for y in range(home[1] - ring, home[1] + ring + 1):
-                        if y < 0 or y >= dims[1]:
-                            continue
-                        for z in range(home[2] - ring, home[2] + ring + 1):
-                            if z < 0 or z >= dims[2]:
-                                continue
-                            if max(abs(x - home[0]), abs(y - home[1]), abs(z - home[2])) != ring:
-                                continue
-                            key = (x * dims[1] + y) * dims[2] + z
-                            slot = np.searchsorted(keys, key)
-                            if slot >= len(keys) or keys[slot] != key:
-                                continue
-                            for j in range(starts[slot], starts[slot + 1]):
-                                dx = centres[j, 0] - query[i, 0]
-                                dy = centres[j, 1] - query[i, 1]
-                                dz = centres[j, 2] - query[i, 2]
-                                distance = dx * dx + dy * dy + dz * dz
-                                face = ids[j]
-                                last = wanted - 1
-                                if distance > best[last] or (
-                                    distance == best[last] and face > best_id[last]
-                                ):
-                                    continue
-                                # Insert, keeping (distance, face id) ascending.
-                                k = last
-                                while k > 0 and (
-                                    best[k - 1] > distance
-                                    or (best[k - 1] == distance and best_id[k - 1] > face)
-                                ):
-                                    best[k] = best[k - 1]
-                                    best_id[k] = best_id[k - 1]
-                                    k -= 1
-                                best[k] = distance
-                                best_id[k] = face
-                                found += 1
-                # Every centre not visited yet lies outside the searched block of cells.
-                reach = np.inf
-                everything = True
-                for axis in range(3):
-                    low = query[i, axis] - (origin[axis] + (home[axis] - ring) * cell)
-                    high = origin[axis] + (home[axis] + ring + 1) * cell - query[i, axis]
-                    reach = min(reach, low, high)
-                    if home[axis] - ring > 0 or home[axis] + ring < dims[axis] - 1:
-                        everything = False
-                if everything or (found >= wanted and best[wanted - 1] <= reach * reach):
-                    break
-                ring += 1
-            if ring <= max_ring:
-                for k in range(wanted):
-                    near[i, k] = best_id[k]
-
-    return nearest
-
-
-#: rings of cells searched around a point before it is handed to the k-d tree
-_MAX_RING = 6
-
-
-class _CentroidGrid:
-    """Dense face centroids bucketed in a uniform grid, for :func:`_numba_nearest`."""
-
-    def __init__(self, centres: np.ndarray, areas: np.ndarray) -> None:
-        low, high = centres.min(axis=0), centres.max(axis=0)
-        # About three faces' width per cell: the 8 nearest centres are nearly always
-        # found in the 27 cells around a query (measured fastest among 1.5-4 widths).
-        cell = 3.0 * float(np.sqrt(max(areas.mean(), 0.0)))
-        if not cell > 0.0:
-            cell = max(float((high - low).max()), 1.0) / max(len(centres) ** (1 / 3), 1.0)
-        dims = np.maximum(np.floor((high - low) / cell).astype(np.int64) + 1, 1)
-        index = np.floor((centres - low) / cell).astype(np.int64)
-        index = np.minimum(index, dims - 1)
-        keys = (index[:, 0] * dims[1] + index[:, 1]) * dims[2] + index[:, 2]
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        new = np.ones(len(keys), bool)
-        new[1:] = keys[1:] != keys[:-1]
-        self.keys = keys[new]
-        self.starts = np.append(np.flatnonzero(new), len(keys)).astype(np.int64)
-        self.centres = np.ascontiguousarray(centres[order])
-        self.ids = order.astype(np.int64)
-        self.origin, self.cell, self.dims = low, cell, dims
-        self._tree = None
-
-    def query(self, points: np.ndarray, count: int) -> np.ndarray:
-        """The ``count`` nearest centres of (k, 3) float64 points: (k, count) int64 face ids."""
-        near = np.empty((len(points), count), np.int64)
-        points = np.ascontiguousarray(points)
-        kernel = _numba_nearest()
-        with _KERNEL_LOCK:
-            kernel(
-                points,
-                self.centres,
-                self.ids,
-                self.keys,
-                self.starts,
-                self.origin,
-                self.cell,
-                self.dims,
-                _MAX_RING,
-                near,
-            )
-        far = np.flatnonzero(near[:, 0] < 0)
-        if len(far):
-            # The search stops after _MAX_RING rings (its cost grows with the cube of the
-            # ring); the few points beyond go to a k-d tree, the NumPy path's search.
-            from scipy.spatial import cKDTree
-
-            if self._tree is None:
-                self._tree = cKDTree(self.centres)
-            _, index = self._tree.query(points[far], k=count)
-            near[far] = self.ids[np.asarray(index).reshape(len(far), count)]
-        return near
-
-
-def _choose_backend(backend: Backend) -> Backend:
-    if backend not in ("auto", "numba", "numpy"):
-        raise ConfigError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
-    if backend == "numpy":
-        return backend
-    if importlib.util.find_spec("numba") is not None:
-        return "numba"
-    if backend == "numba":
-        raise MissingDependencyError("the compiled surface projection", "numba", _NUMBA_INSTALL)
-    _log_numpy_fallback()
-    return "numpy"
-
-
-@functools.cache
-def _log_numpy_fallback() -> None:
-    logger.info(
-        "project_to_surface: numba is not installed, projecting in NumPy (same result, "
-        "about ten times slower); for speed: %s",
-        _NUMBA_INSTALL,
-    )
+    return picks, chosen, weights
 
 
 def project_to_surface(
@@ -417,14 +280,14 @@ def project_to_surface(
     """
     from scipy.spatial import cKDTree
 
-    compiled = _choose_backend(backend) == "numba"
+    compiled = use_numba(backend, "project_to_surface")
     pick = _pick_numba if compiled else _pick_numpy
     dense_positions = np.ascontiguousarray(dense_positions, np.float64)
     dense_faces = np.ascontiguousarray(dense_faces, np.int64)
     face_normal = face_normals(dense_positions, dense_faces)
     centres = dense_positions[dense_faces].mean(axis=1)
     if compiled:
-        grid = _CentroidGrid(centres, 0.5 * np.linalg.norm(face_normal, axis=1))
+        grid = CentroidGrid(centres, 0.5 * np.linalg.norm(face_normal, axis=1))
     elif tree is None:
         tree = cKDTree(centres)
     candidates = int(min(candidates, len(dense_faces)))
@@ -440,7 +303,7 @@ def project_to_surface(
         else:
             _, near = tree.query(query, k=candidates, workers=-1)
             near = np.asarray(near, np.int64).reshape(len(query), candidates)
-        picks, chosen = pick(
+        picks, chosen, weights = pick(
             query,
             np.asarray(normals[block], np.float64),
             near,
@@ -450,5 +313,5 @@ def project_to_surface(
         )
         out_positions[block] = chosen
         out_faces[block] = picks
-        out_weights[block] = _barycentrics_3d(chosen, dense_positions[dense_faces[picks]])
+        out_weights[block] = weights
     return SurfacePoints(out_positions, out_faces, out_weights)
