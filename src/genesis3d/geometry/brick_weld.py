@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from genesis3d.geometry.bricks import Backend, BrickVolume, choose_backend
+from genesis3d.geometry.bricks import BrickVolume
+from genesis3d.geometry.compiled import Backend, use_numba
 
 
 def _reach(bricks: BrickVolume) -> float:
@@ -213,7 +214,7 @@ def weld_brick_vertices(
     """
     vertices = np.ascontiguousarray(vertices, np.float32)
     faces = np.ascontiguousarray(faces, np.int64)
-    if choose_backend(backend) == "numpy":
+    if not use_numba(backend, "marching cubes over bricks"):
         return _weld_numpy(vertices, faces, bricks, level)
     return _numba_weld()(
         vertices,

@@ -18,21 +18,17 @@ write the same values (the same float32 operations in the same order) and the sa
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from genesis3d.errors import ConfigError, MissingDependencyError
+from genesis3d.geometry.compiled import Backend, use_numba
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["auto", "numba", "numpy"]
 
-_NUMBA_INSTALL = "pip install 'genesis3d[export]'  (or: pip install numba)"
 #: the eight corner offsets of a cube
 _CORNERS = np.array([(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.int64)
 
@@ -59,30 +55,6 @@ class BrickVolume:
     brick: int
     across: int
     layers: int
-
-
-def choose_backend(backend: Backend) -> Backend:
-    """``"numba"`` or ``"numpy"`` for ``backend`` ("auto": numba when installed, with a log line
-    when it is not)."""
-    if backend not in ("auto", "numba", "numpy"):
-        raise ConfigError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
-    if backend == "numpy":
-        return backend
-    if importlib.util.find_spec("numba") is not None:
-        return "numba"
-    if backend == "numba":
-        raise MissingDependencyError("the compiled brick assembly", "numba", _NUMBA_INSTALL)
-    _log_numpy_fallback()
-    return "numpy"
-
-
-@functools.cache
-def _log_numpy_fallback() -> None:
-    logger.info(
-        "marching cubes over bricks: numba is not installed, filling the bricks in NumPy "
-        "(same result, slower); for speed: %s",
-        _NUMBA_INSTALL,
-    )
 
 
 def _copies(indices: np.ndarray, brick: int, per_axis: int):
@@ -442,6 +414,6 @@ def assemble_bricks(
         or the coarse grid's interpolation; the mask flags each cube with a listed corner,
         inside the grid, whose corners are not all on one side of ``level``.
     """
-    if choose_backend(backend) == "numba":
+    if use_numba(backend, "marching cubes over bricks"):
         return _assemble_numba(coarse, indices, values, level, brick)
     return _assemble_numpy(coarse, indices, values, level, brick)

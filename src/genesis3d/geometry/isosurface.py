@@ -16,7 +16,8 @@ import numpy as np
 
 from genesis3d.errors import ExtractionError
 from genesis3d.geometry.brick_weld import weld_brick_vertices
-from genesis3d.geometry.bricks import Backend, assemble_bricks
+from genesis3d.geometry.bricks import assemble_bricks
+from genesis3d.geometry.compiled import Backend
 
 
 def _check_finite(name: str, values: np.ndarray) -> None:

@@ -22,12 +22,13 @@ whole-grid passes over the 253^3 level; here each is one compiled loop (numba, t
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from genesis3d.geometry.compiled import use_numba
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +48,7 @@ del _bit
 
 def compiled_available(device: torch.device) -> bool:
     """Whether the compiled kernels serve grids on ``device`` (the CPU, numba installed)."""
-    if device.type != "cpu":
-        return False
-    if importlib.util.find_spec("numba") is None:
-        _log_fallback()
-        return False
-    return True
-
-
-@functools.cache
-def _log_fallback() -> None:
-    logger.info(
-        "flash extraction: numba is not installed, refining levels with PyTorch on the CPU "
-        "(same points, slower); for speed: pip install 'genesis3d[export]'"
-    )
+    return device.type == "cpu" and use_numba("auto", "flash extraction levels")
 
 
 @functools.cache
