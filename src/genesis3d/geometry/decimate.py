@@ -12,17 +12,19 @@ alternative backend: on PyPI it is an alpha with no wheels, so installing it nee
 compiler. Peak memory of the three levels: 0.53 GB (fast-simplification), 0.31 GB
 (meshoptimizer). See ``benchmarks/geometry_stages.py``.
 
-Inputs above ``prepass_above`` faces (one million by default) are first decimated in
+Inputs above ``prepass_above`` faces (four million by default) are first decimated in
 slabs along their longest axis, each slab with its border vertices locked so the slabs
 weld back exactly, down to about ``max(3 * budget, faces / 8)`` faces; the whole-mesh
 pass starts from that. The slabs (at most ``slab_faces`` each, four million by default)
 run in worker processes, as many at a time as there are cores (the library keeps its
-mesh in global state, so threads cannot share it), and memory holds at most that many slabs: a 40-million-face input stays within
-16 GB. The slab boundaries do not depend on the thread count, so neither does the result.
-This pre-pass changes the result (it is why it is an argument, and it is logged).
-Measured on the 2-core machine, 1.2M-face bumpy blob to 100k faces: 4.4 s as one pass,
-3.0 s with two slabs in parallel, same Chamfer distance (4.25e-4 of the diagonal) and
-normal consistency. :func:`cluster_vertices`
+mesh in global state, so threads cannot share it), and memory holds at most that many
+slabs: a 40-million-face input stays within 16 GB. The slab boundaries do not depend on
+the worker count, so neither does the result. This pre-pass changes the result (it is why
+it is an argument, and it is logged). Measured on the 2-core development machine (whose
+two cores give about 1.2x one core's throughput together), idle: a 10M-face torus to 100k
+faces took 26.7 s with two workers and 27.5 s with one; a 1.2M-face blob to 100k took
+1.95 s in one pass and 2.9 s through the pre-pass (hence the threshold), same Chamfer
+distance and normal consistency. :func:`cluster_vertices`
 (uniform-grid vertex clustering) is kept as a cruder, faster reduction: measured, it
 leaves non-manifold edges that stop the edge collapses short of small budgets, so the
 decimator does not use it.
@@ -252,7 +254,7 @@ def decimate(
     *,
     backend: DecimateBackend = "fast-simplification",
     aggressiveness: float = 7.0,
-    prepass_above: int | None = 1_000_000,
+    prepass_above: int | None = 4_000_000,
     slab_faces: int = 4_000_000,
     workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:

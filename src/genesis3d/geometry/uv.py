@@ -14,7 +14,7 @@ to the same ``xatlas.Atlas`` as a mesh of its own: charting runs per group (in x
 worker threads) and packing stays joint, in one atlas. Same mesh, 64 groups: 10 s of CPU,
 73 charts, no overlap, UV area stretch p90/p10 1.03 (1.39 reported for the ungrouped
 unwrap), atlas utilisation 0.67 instead of 0.77. Smaller groups are faster still, at the price of
-more charts: on the 100k-face level of ``benchmarks/export.py`` (idle 2-core machine) groups
+more charts: on the 100k-face level of ``benchmarks/export.py`` (2-core machine, lightly loaded) groups
 of 2000 / 1000 / 500 faces took 8.2 / 4.8 / 3.8 s (15.5 / 8.8 / 6.5 s of CPU) for 332 /
 390 / 545 charts; the default is 500. The extra seams cost no colour: the bake extrapolates
 the faces past chart edges into the gutter (see :mod:`genesis3d.geometry.bake`), which keeps
