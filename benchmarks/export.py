@@ -35,16 +35,15 @@ smooth regions: at 200k area-uniform points of the output, the colour a viewer s
 the point's closest point on the raw surface, in 1/255 units, counted where the field's
 nearest colour edge is more than 4 voxels away.
 
-Measured on the 2-core machine shared with other jobs (load average 10-17: wall times are
-upper bounds, CPU seconds the steadier figure); 1,214,144 faces in, 2048 textures:
+Measured on the idle 2-core machine (load below 1.5); 1,214,144 faces in, 2048 textures:
 
-    run           wall s  CPU s  uv CPU  bake CPU  peak MB  chamfer   colour mean/p99 (/255)
-    ours -> 500k     378    138    78.0      48.1     1737  6.23e-4 D  0.23 / 0.48
-    ours -> 100k     238     76    18.8      43.8     1688  4.25e-4 D  0.23 / 0.48
-    ours -> 20k      255     60     3.5      43.1     1681  4.52e-4 D  0.23 / 0.48
-    peer -> 100k     294    103    95.9         -      959  4.26e-4 D  0.24 / 0.49
-    peer -> 20k       45     12     5.6         -      920  4.51e-4 D  0.98 / 28.3
-    ours, 10M torus  647    251    23.6      98.5     4803  (clean 61.8, decimate 65.1 CPU s)
+    run           wall s  CPU s  uv s  bake s  peak MB  chamfer   colour mean/p99 (/255)
+    ours -> 500k    25.8   39.2  13.9     5.9     1394  6.23e-4 D  0.23 / 0.48
+    ours -> 100k    15.0   20.5   3.9     5.1     1354  4.25e-4 D  0.23 / 0.48
+    ours -> 20k     13.8   17.0   1.3     4.9     1331  4.52e-4 D  0.23 / 0.48
+    peer -> 100k    63.5   68.5  59.5       -      862  4.26e-4 D  0.24 / 0.49
+    peer -> 20k      9.3   10.0   4.5       -      838  4.51e-4 D  0.98 / 28.3
+    ours, 10M torus 77.5  100.4   6.2    19.7     8748  (clean 21.4 s, decimate 28.5 s)
 
 Usage:
     python benchmarks/export.py [--res 456] [--budgets 500000,100000,20000]
