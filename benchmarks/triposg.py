@@ -8,7 +8,9 @@ dense grid (512^3, the route upstream takes without the flash decoder), each in 
 process of its own. Each child first extracts once at a small depth (8, or the timed depth
 if smaller), the same for both routes, so the timed run pays no imports and no loading of
 compiled kernels (numba's cache; compiling them when the cache is cold): that one-time cost
-is printed apart as "warm-up s". Printed: evaluated points, wall and CPU time, peak
+is printed apart as "warm-up s". Then it extracts ``--repeat`` times (3 by default: this
+machine is noisy) and reports the median wall and CPU time and the range of wall times; the
+verdict compares medians. Printed: evaluated points, wall and CPU time, peak
 resident memory (or CUDA peak), and the symmetric Chamfer distance of the mesh to the true
 surface.
 
@@ -21,7 +23,7 @@ DiT: one Euler step with CFG (two forwards of the 1.44 B-parameter transformer, 
 tokens, 257 condition tokens) with random weights, in bfloat16 on the CPU by default.
 
 Usage:
-    python benchmarks/triposg.py [--device cpu] [--depth 9] [--point-cost 0]
+    python benchmarks/triposg.py [--device cpu] [--depth 9] [--point-cost 0] [--repeat 3]
         [--skip-dense] [--skip-extraction] [--skip-dit] [--dit-dtype bfloat16]
 
 Target: flash extraction at least 5x faster than the dense route, Chamfer no worse.
@@ -33,6 +35,7 @@ import argparse
 import json
 import math
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -88,7 +91,7 @@ def chamfer(vertices) -> float:
     return float(to_surface.mean() + to_mesh.mean())
 
 
-def run_extraction(method: str, depth: int, device: str, point_cost: int) -> dict:
+def run_extraction(method: str, depth: int, device: str, point_cost: int, repeat: int) -> dict:
     import torch
 
     from genesis3d.models.triposg.extraction import ExtractionOptions, extract_mesh
@@ -119,17 +122,20 @@ def run_extraction(method: str, depth: int, device: str, point_cost: int) -> dic
         device=device,
     )
     warm_up = time.perf_counter() - warm_start
-    evaluated = 0
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    vertices, faces = extract_mesh(
-        field,
-        ExtractionOptions(method=method, octree_depth=depth),
-        batch_points=262_144,
-        device=device,
-    )
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    times, cpu_times = [], []
+    for _ in range(repeat):
+        evaluated = 0
+        start, cpu_start = time.perf_counter(), time.process_time()
+        vertices, faces = extract_mesh(
+            field,
+            ExtractionOptions(method=method, octree_depth=depth),
+            batch_points=262_144,
+            device=device,
+        )
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     if device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -138,8 +144,9 @@ def run_extraction(method: str, depth: int, device: str, point_cost: int) -> dic
         "method": method,
         "warm_up": warm_up,
         "evaluated": evaluated,
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
+        "seconds": statistics.median(times),
+        "cpu_seconds": statistics.median(cpu_times),
+        "range": (min(times), max(times)),
         "peak_mb": peak,
         "faces": int(len(faces)),
         "chamfer": chamfer(vertices),
@@ -190,16 +197,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--depth", type=int, default=9)
     parser.add_argument("--point-cost", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="timed extractions per route")
     parser.add_argument("--skip-dense", action="store_true")
     parser.add_argument("--skip-extraction", action="store_true")
     parser.add_argument("--skip-dit", action="store_true")
     parser.add_argument("--dit-dtype", default="bfloat16")
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.child is not None:
         kind, *rest = args.child
         if kind == "extract":
-            result = run_extraction(rest[0], int(rest[1]), rest[2], int(rest[3]))
+            result = run_extraction(rest[0], int(rest[1]), rest[2], int(rest[3]), int(rest[4]))
         else:
             result = run_dit(rest[0], rest[1])
         print(json.dumps(result))
@@ -207,7 +217,16 @@ def main() -> None:
 
     methods = [] if args.skip_extraction else ["flash"] + ([] if args.skip_dense else ["dense"])
     rows = [
-        _child(["extract", method, str(args.depth), args.device, str(args.point_cost)])
+        _child(
+            [
+                "extract",
+                method,
+                str(args.depth),
+                args.device,
+                str(args.point_cost),
+                str(args.repeat),
+            ]
+        )
         for method in methods
     ]
     if rows:
@@ -215,13 +234,13 @@ def main() -> None:
             f"extraction at depth {args.depth} on {args.device} (point cost {args.point_cost} layers)"
         )
         print(
-            f"{'route':<8} {'warm-up s':>9} {'evaluated':>12} {'seconds':>9} {'CPU s':>9} "
-            f"{'peak MB':>9} {'faces':>9} {'chamfer':>10}"
+            f"{'route':<8} {'warm-up s':>9} {'evaluated':>12} {'seconds':>9} {'range':>13} "
+            f"{'CPU s':>9} {'peak MB':>9} {'faces':>9} {'chamfer':>10}"
         )
     for row in rows:
         print(
             f"{row['method']:<8} {row['warm_up']:>9.2f} {row['evaluated']:>12,} {row['seconds']:>9.2f} "
-            f"{row['cpu_seconds']:>9.2f} {row['peak_mb']:>9.0f} {row['faces']:>9,} {row['chamfer']:>10.2e}"
+            f"{row['range'][0]:>6.2f}-{row['range'][1]:<6.2f} {row['cpu_seconds']:>9.2f} {row['peak_mb']:>9.0f} {row['faces']:>9,} {row['chamfer']:>10.2e}"
         )
     if len(rows) == 2:
         flash, dense = rows
