@@ -22,7 +22,7 @@ Runs, each in a child process of its own so its peak memory is its alone:
 - ``big``: ours on a ``--big`` million-face torus grid with the same kind of field.
 
 Per stage: wall time, CPU time (all threads, and the decimation's worker processes) and
-peak resident memory, sampled every 10 ms from /proc/self/statm by a thread of the child
+peak resident memory, sampled every 10 ms from /proc/self/status by a thread of the child
 (so a spike shorter than that can be missed; a stage with worker processes adds two of the
 largest worker's peak). "peak" of a run is the largest stage peak: the whole resident set while the
 export runs, the raw mesh and attribute grid it reads included; "process" is the child's
@@ -63,6 +63,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _memory import rss_mb
 
 CACHE = Path(tempfile.gettempdir()) / "genesis3d_bench"
 VOXELS = 512
@@ -183,12 +185,6 @@ def load_input(spec: str) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- memory and stages
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
-
-
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (decimation workers)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -217,12 +213,12 @@ class StageMeter:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.01):
-            self._peak = max(self._peak, _rss_mb())
+            self._peak = max(self._peak, rss_mb())
 
     def mark(self, name: str | None) -> None:
         now, cpu, workers = time.perf_counter(), _cpu_seconds(), _workers_mb()
         if self._name is not None:
-            self._peak = max(self._peak, _rss_mb())
+            self._peak = max(self._peak, rss_mb())
             ran_workers = workers > self._workers
             self.rows.append(
                 {
@@ -233,7 +229,7 @@ class StageMeter:
                     "workers_mb": workers if ran_workers else 0.0,
                 }
             )
-        self._name, self._start, self._cpu, self._peak = name, now, cpu, _rss_mb()
+        self._name, self._start, self._cpu, self._peak = name, now, cpu, rss_mb()
         self._workers = workers
 
     def close(self) -> list[dict]:
@@ -329,7 +325,7 @@ def run_ours(spec: str, budget: int, texture: int, out: Path, with_quality: bool
 
     positions, faces = load_input(spec)
     source, box_low, box_high = voxel_field(positions, faces)
-    input_mb = _rss_mb()
+    input_mb = rss_mb()
     meter = StageMeter()
     start = time.perf_counter()
     mesh = postprocess(
@@ -395,7 +391,7 @@ def run_peer(spec: str, budget: int, out: Path) -> dict:
 
     positions, faces = load_input(spec)
     source, box_low, box_high = voxel_field(positions, faces)
-    input_mb = _rss_mb()
+    input_mb = rss_mb()
     meter = StageMeter()
     start = time.perf_counter()
     meter.mark("load")
