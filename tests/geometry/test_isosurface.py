@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from genesis3d.errors import ExtractionError
 from genesis3d.geometry.isosurface import marching_cubes_indices, marching_cubes_refined
+from genesis3d.geometry.sparse_cubes import marching_cubes_listed
 
 
 def _refined_case(points: int, seed: int = 0):
@@ -36,71 +37,32 @@ def _edges_shared_twice(faces):
     return bool((counts == 2).all())
 
 
-@pytest.mark.parametrize(("points", "brick"), [(33, 8), (30, 8), (21, 4)])
-def test_same_surface_as_the_dense_fine_grid(points, brick):
-    coarse, indices, values, dense, band = _refined_case(points)
-    # Cubes with a refined corner, by their highest corner (scikit-image's mask).
-    cells = np.zeros(dense.shape, bool)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            for dz in (0, 1):
-                shifted = np.zeros_like(band)
-                shifted[dx:, dy:, dz:] = band[
-                    : band.shape[0] - dx, : band.shape[1] - dy, : band.shape[2] - dz
-                ]
-                cells |= shifted
-    expected_vertices, expected_faces = marching_cubes_indices(dense, cells=cells)
-    vertices, faces = marching_cubes_refined(coarse, indices, values, brick=brick)
-    assert len(faces) == len(expected_faces) and len(vertices) == len(expected_vertices)
-    # The same triangles: match vertices by position, then compare the face sets.
+@pytest.mark.parametrize("points", [33, 30, 21])
+def test_same_mesh_as_the_whole_fine_grid(points):
+    """The band has a margin of a point around the surface: the cubes with an unlisted corner
+    hold no surface, so skipping them changes nothing."""
+    coarse, indices, values, dense, _ = _refined_case(points)
+    vertices, faces = marching_cubes_refined(coarse, indices, values)
+    whole = np.argwhere(np.ones(dense.shape, bool))
+    expected = marching_cubes_listed(whole, dense[tuple(whole.T)], dense.shape[0])
+    np.testing.assert_array_equal(vertices, expected[0])
+    np.testing.assert_array_equal(faces, expected[1])
+    # The crossings are scikit-image's on the dense grid.
+    theirs, _ = marching_cubes_indices(dense)
     from scipy.spatial import cKDTree
 
-    distance, match = cKDTree(expected_vertices).query(vertices)
-    assert distance.max() < 1e-4
-    assert len(np.unique(match)) == len(vertices)
-    ours = {tuple(np.roll(face, -np.argmin(face))) for face in match[faces]}
-    theirs = {tuple(np.roll(face, -np.argmin(face))) for face in expected_faces}
-    assert ours == theirs
+    distance, match = cKDTree(theirs).query(vertices)
+    assert distance.max() < 1e-5 and len(np.unique(match)) == len(vertices) == len(theirs)
     assert _edges_shared_twice(faces)
 
 
-def test_bricks_do_not_leave_cracks_on_a_closed_surface():
-    coarse, indices, values, _, _ = _refined_case(41, seed=3)
-    vertices, faces = marching_cubes_refined(coarse, indices, values, brick=8)
-    assert _edges_shared_twice(faces)
-    assert len(np.unique(faces)) == len(vertices)
-
-
-@pytest.mark.parametrize(("points", "brick", "seed"), [(33, 8, 0), (30, 8, 1), (21, 4, 2)])
-def test_compiled_and_numpy_bricks_give_the_same_mesh(points, brick, seed):
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_and_numpy_give_the_same_mesh(seed):
     pytest.importorskip("numba")
-    from genesis3d.geometry.brick_weld import weld_brick_vertices
-    from genesis3d.geometry.bricks import assemble_bricks
-
-    coarse, indices, values, _, _ = _refined_case(points, seed)
-    # Exact zeros put vertices on grid points, the case the weld keys by point (and where
-    # the surface is not a manifold even on the dense grid).
-    values[::7] = 0.0
-    volumes = [
-        assemble_bricks(coarse, indices, values, 0.0, brick, backend=backend)
-        for backend in ("numba", "numpy")
-    ]
-    np.testing.assert_array_equal(volumes[0].volume, volumes[1].volume)
-    np.testing.assert_array_equal(volumes[0].mask, volumes[1].mask)
-    np.testing.assert_array_equal(volumes[0].bricks, volumes[1].bricks)
-    from skimage.measure import marching_cubes
-
-    vertices, faces, _, _ = marching_cubes(
-        volumes[0].volume, 0.0, method="lewiner", mask=volumes[0].mask
-    )
-    welded = [
-        weld_brick_vertices(vertices, faces, volumes[0], 0.0, backend=backend)
-        for backend in ("numba", "numpy")
-    ]
-    np.testing.assert_array_equal(welded[0][0], welded[1][0])
-    np.testing.assert_array_equal(welded[0][1], welded[1][1])
+    coarse, indices, values, _, _ = _refined_case(30, seed)
+    values[::7] = 0.0  # vertices on grid points
     meshes = [
-        marching_cubes_refined(coarse, indices, values, brick=brick, backend=backend)
+        marching_cubes_refined(coarse, indices, values, backend=backend)
         for backend in ("numba", "numpy")
     ]
     np.testing.assert_array_equal(meshes[0][0], meshes[1][0])
@@ -115,5 +77,8 @@ def test_broken_inputs_raise_clear_errors():
         marching_cubes_refined(np.full_like(coarse, -1), indices, np.full_like(values, -1))
     with pytest.raises(ExtractionError, match=r"\[0, 32\]"):
         marching_cubes_refined(coarse, indices + 40, values)
-    with pytest.raises(ExtractionError, match="even"):
-        marching_cubes_refined(coarse, indices, values, brick=5)
+    with pytest.raises(ExtractionError, match="listed twice"):
+        marching_cubes_refined(coarse, indices[[0, 0]], values[[0, 0]])
+    # Points that hold the surface but never all eight corners of a cube.
+    with pytest.raises(ExtractionError, match="no surface between"):
+        marching_cubes_refined(coarse, indices[::2], values[::2])

@@ -1,6 +1,8 @@
 """Iso-surfaces of scalar fields sampled on regular grids, on the CPU.
 
-Marching cubes is scikit-image's Lewiner variant. Vertex positions come back in grid-index
+Marching cubes of a whole grid is scikit-image's Lewiner variant; a grid known only at a list
+of points (the flash extraction's final level) is triangulated by
+:mod:`~genesis3d.geometry.sparse_cubes`. Vertex positions come back in grid-index
 units and are mapped to the world with :func:`index_to_world`: a grid of ``n`` points per
 axis spans ``n - 1`` cells, so index ``n - 1`` lands on the upper bound. (The official
 TripoSG extraction divides by ``n`` or by ``2^depth`` instead, which shrinks its meshes
@@ -15,9 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from genesis3d.errors import ExtractionError
-from genesis3d.geometry.brick_weld import weld_brick_vertices
-from genesis3d.geometry.bricks import assemble_bricks
 from genesis3d.geometry.compiled import Backend
+from genesis3d.geometry.sparse_cubes import marching_cubes_listed
 
 
 def _check_finite(name: str, values: np.ndarray) -> None:
@@ -113,39 +114,36 @@ def marching_cubes_refined(
     values: np.ndarray,
     level: float = 0.0,
     *,
-    brick: int = 8,
     backend: Backend = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Triangulate a 2x refinement of a coarse grid known exactly only at some fine points.
+    """Triangulate a 2x refinement of a coarse grid known only at some fine points.
 
     The fine grid has ``2n - 1`` points per axis for a coarse grid of ``n`` (fine point ``p``
     lies at coarse position ``p / 2``). Fine points listed in ``indices`` hold ``values``;
-    every other one takes the trilinear interpolation of the coarse grid and must lie on the
-    right side of ``level`` with all its neighbours (away from the surface), so only cubes
-    with a listed corner are triangulated. The result equals :func:`marching_cubes_indices`
-    on the whole fine grid restricted to those cubes, but the fine grid is never allocated:
-    the cubes are gathered into bricks of ``brick``^3 cubes, triangulated in one call, and the
-    vertices that bricks share on their faces are welded by the grid edge they lie on (see
-    :mod:`genesis3d.geometry.bricks`).
+    the cubes whose eight corners are all listed are triangulated and the others skipped, as
+    the official flash extraction's dual marching cubes skips cubes with an unevaluated
+    (NaN) corner. The fine grid is never allocated (see
+    :func:`~genesis3d.geometry.sparse_cubes.marching_cubes_listed`). Where the listed
+    points cover the surface with a margin of a point, as the flash ladder's do, this is
+    marching cubes on the whole fine grid with the skipped points filled from the coarse one.
 
     Args:
-        coarse: (n, n, n) float grid, every value finite.
-        indices: (k, 3) int fine grid indices, each in [0, 2n - 2].
-        values: (k,) float field values at those points.
+        coarse: (n, n, n) float grid, every value finite: its range tells an empty or full
+            field apart.
+        indices: (k, 3) int fine grid indices, each in [0, 2n - 2], distinct; fastest in
+            row-major order (sorted otherwise).
+        values: (k,) float field values at them.
         level: the iso-value.
-        brick: cubes per brick side, even.
-        backend: how the bricks are filled: "numba" (compiled, needs numba), "numpy", or
-            "auto" (numba when installed); the same mesh either way.
+        backend: "numba" (compiled, needs numba), "numpy", or "auto" (numba when
+            installed); the same mesh either way.
 
     Returns:
         (vertices (v, 3) float32 in fine grid-index units, faces (f, 3) int32), with the
         winding of :func:`marching_cubes_indices`.
 
     Raises:
-        ExtractionError: non-finite values, or no crossing of ``level``.
+        ExtractionError: non-finite values, a point listed twice, or no crossing of ``level``.
     """
-    from skimage.measure import marching_cubes
-
     coarse = np.asarray(coarse, np.float32)
     indices = np.asarray(indices, np.int64).reshape(-1, 3)
     values = np.asarray(values, np.float32).reshape(-1)
@@ -153,25 +151,20 @@ def marching_cubes_refined(
         raise ExtractionError(
             f"the coarse grid must be a cube of at least 2^3 points, got {coarse.shape}"
         )
-    if not 2 <= brick <= 62 or brick % 2:
-        # A brick's rows of points are bit sets of one 64-bit word.
-        raise ExtractionError(f"brick must be an even number of cubes from 2 to 62, got {brick}")
     if len(indices) != len(values):
         raise ExtractionError(f"{len(indices)} indices but {len(values)} values")
-    cells = 2 * (coarse.shape[0] - 1)
-    if len(indices) and (indices.min() < 0 or indices.max() > cells):
-        raise ExtractionError(f"fine indices must lie in [0, {cells}]")
+    size = 2 * coarse.shape[0] - 1
+    if len(indices) and (indices.min() < 0 or indices.max() > size - 1):
+        raise ExtractionError(f"fine indices must lie in [0, {size - 1}]")
     _check_finite("coarse grid", coarse)
     _check_finite("refined values", values)
     low = min(float(coarse.min()), float(values.min()) if len(values) else np.inf)
     high = max(float(coarse.max()), float(values.max()) if len(values) else -np.inf)
     # No refined point: the coarse level saw no surface to refine around.
     _check_crossing(low, high, level, nothing=not len(indices))
-
-    bricks = assemble_bricks(coarse, indices, values, level, brick, backend=backend)
-    if not bricks.mask.any():
+    vertices, faces = marching_cubes_listed(indices, values, size, level, backend=backend)
+    if not len(faces):
         raise ExtractionError(
-            "the field has no surface near its refined points; try another seed or picture"
+            "the field has no surface between its refined points; try another seed or picture"
         )
-    vertices, faces, _, _ = marching_cubes(bricks.volume, level, method="lewiner", mask=bricks.mask)
-    return weld_brick_vertices(vertices, faces, bricks, level, backend=backend)
+    return vertices, faces

@@ -8,14 +8,16 @@ from a memory budget), so the same code runs on a laptop CPU and on a GPU.
 **Flash (default, spec 2.7a).** A coarse-to-fine ladder of grids (63 -> 126 -> 252 -> 504
 cells at the released depth 9): the coarsest grid is evaluated densely; each finer grid only
 near the surface found on the one before. The point sets follow the official rules exactly
-(:func:`near_surface` and :func:`refine_indices`). Where upstream then hands a grid holding
-NaN at the skipped points to a CUDA-only dual marching cubes, Genesis fills every skipped
-point by trilinear interpolation of the coarser grid (they are away from the surface, so
-their sign is right) and runs marching cubes on the CPU; the zero set is the same. The
-final level (504^3 cells) is never made dense: :func:`flash_refined` keeps it as a list of
-points and :func:`~genesis3d.geometry.isosurface.marching_cubes_refined` triangulates the
-cubes around them in bricks. :func:`flash_grid` is the dense twin (tests, parity). On the
-CPU with numba installed, the bookkeeping between levels runs as compiled loops
+(:func:`near_surface` and :func:`refine_indices`). Between levels every skipped point takes
+the trilinear interpolation of the coarser grid (it lies away from the surface, so its sign is
+right). The final level (504^3 cells) is never made dense: :func:`flash_refined` keeps it as a
+list of points, and :func:`~genesis3d.geometry.isosurface.marching_cubes_refined`
+triangulates, on the CPU, the cubes whose eight corners were all evaluated, as upstream's
+CUDA-only dual marching cubes skips the cubes with a NaN (unevaluated) corner. The flash
+points reach at least a point past the surface, so no cube the surface crosses has a skipped
+corner: this is marching cubes of the whole final grid with its skipped points interpolated.
+:func:`flash_grid` is the dense twin (tests, parity). On the CPU with numba installed, the
+bookkeeping between levels runs as compiled loops
 (:mod:`~genesis3d.models.triposg.flash_kernels`) with the same points and grids.
 
 **Hierarchical and dense (spec 2.7b).** A dense float16 grid, optionally refined once into
