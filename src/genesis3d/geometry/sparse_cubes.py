@@ -81,24 +81,24 @@ def _numpy_cubes(
     return vertices, faces
 
 
+#: population count masks (SWAR) and the lowest set bit by the de Bruijn sequence: the bit,
+#: isolated, times the sequence has a distinct top six bits for each position
+_FIVES, _THREES = np.int64(0x5555555555555555), np.int64(0x3333333333333333)
+_NIBBLES, _ONES = np.int64(0x0F0F0F0F0F0F0F0F), np.int64(0x0101010101010101)
+_LOW63 = np.int64(0x7FFFFFFFFFFFFFFF)
+_DEBRUIJN = np.int64(0x03F79D71B4CB0A89)
+_LOWEST_BIT = np.zeros(64, np.int64)
+for _bit in range(64):
+    _LOWEST_BIT[((1 << _bit) * 0x03F79D71B4CB0A89 & (2**64 - 1)) >> 58] = _bit
+del _bit
+
+
 @functools.cache
 def _kernels() -> tuple[Callable[..., bool], Callable[..., tuple[np.ndarray, np.ndarray]]]:
     import numba
 
-    low63 = np.int64(0x7FFFFFFFFFFFFFFF)
-
-    @numba.njit(cache=True, inline="always")
-    def bit_count(word):
-        # SWAR population count; arithmetic shifts are harmless under these masks.
-        word = word - ((word >> 1) & 0x5555555555555555)
-        word = (word & 0x3333333333333333) + ((word >> 2) & 0x3333333333333333)
-        word = (word + (word >> 4)) & 0x0F0F0F0F0F0F0F0F
-        return (word * 0x0101010101010101) >> 56
-
-    @numba.njit(cache=True, inline="always")
-    def up_one(word, following):
-        """Bit z of the result is bit z + 1 of the row (``following`` is the next word)."""
-        return ((word >> 1) & low63) | (following << 63)
+    # The kernels call no other compiled function: numba's cache cannot key closures over
+    # them, and would compile the kernels again in every process.
 
     @numba.njit(cache=True)
     def ordered(points, size):
@@ -135,7 +135,10 @@ def _kernels() -> tuple[Callable[..., bool], Callable[..., tuple[np.ndarray, np.
             total = starts[row]
             for w in range(words):
                 before[row, w] = total
-                total += bit_count(listed[row, w])
+                word = listed[row, w]  # population count, SWAR (masks make the shifts safe)
+                word = word - ((word >> 1) & _FIVES)
+                word = (word & _THREES) + ((word >> 2) & _THREES)
+                total += (((word + (word >> 4)) & _NIBBLES) * _ONES) >> 56
         # Vertex tables, one after the other: the x edges of the current slab, then the y
         # edges and the z edges of its two planes (by plane parity); each entry is
         # (plane + 1) << 32 | vertex.
@@ -167,7 +170,8 @@ def _kernels() -> tuple[Callable[..., bool], Callable[..., tuple[np.ndarray, np.
                         & listed[r2, w + 1]
                         & listed[r3, w + 1]
                     )
-                    cubes = every & up_one(every, after)
+                    # Bit z of a row shifted down by one is its bit z + 1.
+                    cubes = every & (((every >> 1) & _LOW63) | (after << 63))
                     high = above[r0, w] & above[r1, w] & above[r2, w] & above[r3, w]
                     high_after = (
                         above[r0, w + 1] & above[r1, w + 1] & above[r2, w + 1] & above[r3, w + 1]
@@ -176,16 +180,21 @@ def _kernels() -> tuple[Callable[..., bool], Callable[..., tuple[np.ndarray, np.
                     some_after = (
                         above[r0, w + 1] | above[r1, w + 1] | above[r2, w + 1] | above[r3, w + 1]
                     )
-                    cubes &= ~(high & up_one(high, high_after))
-                    cubes &= some | up_one(some, some_after)
+                    cubes &= ~(high & (((high >> 1) & _LOW63) | (high_after << 63)))
+                    cubes &= some | ((some >> 1) & _LOW63) | (some_after << 63)
                     while cubes:
                         lowest = cubes & -cubes
                         cubes ^= lowest
-                        bit = bit_count(lowest - 1)
-                        z = w * 64 + bit
+                        z = w * 64 + _LOWEST_BIT[((lowest * _DEBRUIJN) >> 58) & 63]
                         case = 0
                         for r in range(4):
-                            k = before[rows[r], w] + bit_count(listed[rows[r], w] & (lowest - 1))
+                            # The row's listed points before z: its value's place.
+                            word = listed[rows[r], w] & (lowest - 1)
+                            word = word - ((word >> 1) & _FIVES)
+                            word = (word & _THREES) + ((word >> 2) & _THREES)
+                            k = before[rows[r], w] + (
+                                (((word + (word >> 4)) & _NIBBLES) * _ONES) >> 56
+                            )
                             corner[2 * r], corner[2 * r + 1] = values[k], values[k + 1]
                         for c in range(8):
                             if corner[c] > level:
