@@ -17,12 +17,8 @@ from genesis3d.models.triposg.config import (
     TripoSGDiTConfig,
     TripoSGVAEConfig,
 )
-from genesis3d.models.triposg.extraction import (
-    HierarchicalStep,
-    dense_grid,
-    flash_grid,
-    hierarchical_grid,
-)
+from genesis3d.models.triposg.flash import flash_grid
+from genesis3d.models.triposg.grids import HierarchicalStep, dense_grid, hierarchical_grid
 from genesis3d.models.triposg.sampling import (
     rectified_flow_sigmas,
     rectified_flow_timesteps,

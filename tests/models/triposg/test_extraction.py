@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from genesis3d.errors import ConfigError, ExtractionError
-from genesis3d.models.triposg.extraction import (
-    ExtractionOptions,
-    extract_mesh,
+from genesis3d.models.triposg.extraction import ExtractionOptions, extract_mesh
+from genesis3d.models.triposg.flash import (
     final_points,
     flash_grid,
     flash_ladder,

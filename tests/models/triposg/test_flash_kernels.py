@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genesis3d.models.triposg import extraction, flash_kernels
-from genesis3d.models.triposg.extraction import near_surface, refine_indices
+from genesis3d.models.triposg import flash, flash_kernels
+from genesis3d.models.triposg.flash import near_surface, refine_indices
 
 pytest.importorskip("numba")
 
@@ -59,7 +59,7 @@ def test_upsampled_grid_equals_trilinear_interpolation_bit_for_bit(size):
 def test_points_at_equals_the_official_coordinates():
     indices = torch.randint(0, 505, (1000, 3), generator=torch.Generator().manual_seed(0))
     step, low = np.float32(2.01 / 504), np.float32(-1.005)
-    expected = extraction._points_at(indices, torch.tensor(step), torch.tensor(low))
+    expected = flash._points_at(indices, torch.tensor(step), torch.tensor(low))
     assert torch.equal(flash_kernels.points_at(indices, step, low), expected)
 
 
@@ -69,9 +69,9 @@ def test_flash_refined_is_the_same_with_and_without_the_kernels(monkeypatch):
 
     # Levels of 15, 30, 60 and 120 cells: every kernel runs.
     options = {"octree_depth": 7, "min_resolution": 15, "batch_points": 100_000}
-    compiled = extraction.flash_refined(sphere, **options)
+    compiled = flash.flash_refined(sphere, **options)
     monkeypatch.setattr(flash_kernels, "compiled_available", lambda device: False)
-    plain = extraction.flash_refined(sphere, **options)
+    plain = flash.flash_refined(sphere, **options)
     assert torch.equal(compiled.indices, plain.indices)
     assert torch.equal(compiled.values, plain.values)
     assert torch.equal(compiled.coarse, plain.coarse)

@@ -1,9 +1,9 @@
 """Compiled twins of the flash ladder's bookkeeping, for grids on the CPU.
 
-The flash ladder (:mod:`genesis3d.models.triposg.extraction`) marks the voxels of a level
-near the surface (:func:`~genesis3d.models.triposg.extraction.near_surface`), lists the points
-of the next level around them (:func:`~genesis3d.models.triposg.extraction.refine_indices`,
-:func:`~genesis3d.models.triposg.extraction.final_points`) and fills the next level's grid by
+The flash ladder (:mod:`genesis3d.models.triposg.flash`) marks the voxels of a level
+near the surface (:func:`~genesis3d.models.triposg.flash.near_surface`), lists the points
+of the next level around them (:func:`~genesis3d.models.triposg.flash.refine_indices`,
+:func:`~genesis3d.models.triposg.flash.final_points`) and fills the next level's grid by
 trilinear interpolation before writing the evaluated values. In PyTorch each is a chain of
 whole-grid passes over the 253^3 level; here each is one compiled loop (numba, the
 ``export`` extra) with the same results:
@@ -199,7 +199,7 @@ def _kernels() -> tuple[Callable[..., object], ...]:
 
 
 def near_surface(grid: torch.Tensor, evaluated: torch.Tensor) -> torch.Tensor:
-    """:func:`~genesis3d.models.triposg.extraction.near_surface` in one compiled pass.
+    """:func:`~genesis3d.models.triposg.flash.near_surface` in one compiled pass.
 
     Args:
         grid: (D, D, D) float32 on the CPU.
