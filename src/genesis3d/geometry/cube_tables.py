@@ -9,7 +9,8 @@ one below corner). The rule reads nothing but the face's own four corners, so th
 that share a face draw the same segments on it and the surface has no cracks: every crossing
 is the end of exactly one segment on each of the two faces that hold its edge, the segments
 of a cube close into loops, and each loop becomes a polygon, triangulated without new
-vertices.
+vertices and with no diagonal between two crossings of one face (the cube across it could
+draw the same diagonal, and four triangles would share an edge).
 
 Polygons are wound so that their right-hand normals point toward the above corners
 (toward larger values), as scikit-image's marching cubes winds them. Away from ambiguous

@@ -143,10 +143,10 @@ def _kernels() -> tuple[Callable[..., bool], Callable[..., tuple[np.ndarray, np.
         # edges and the z edges of its two planes (by plane parity); each entry is
         # (plane + 1) << 32 | vertex.
         vertex_of = np.zeros(5 * plane, np.int64)
-        # Bounds: a cube per listed point (its lowest corner), at most five triangles per
-        # cube and three new edges per point; pages are touched only as they are written.
+        # Bounds: a cube per listed point (its lowest corner) with the table's most triangles,
+        # and three edges from each point; pages are touched only as they are written.
         vertices = np.empty((3 * points.shape[0], 3), np.float32)
-        faces = np.empty((5 * points.shape[0], 3), np.int32)
+        faces = np.empty((counts.max() * points.shape[0], 3), np.int32)
         made, drawn = 0, 0
         rows = np.empty(4, np.int64)
         corner = np.empty(8, np.float32)
