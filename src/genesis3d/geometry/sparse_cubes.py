@@ -43,16 +43,25 @@ def _numpy_cubes(
     if not len(points):
         return np.empty((0, 3), np.float32), np.empty((0, 3), np.int32)
     point_keys = (points[:, 0] * size + points[:, 1]) * size + points[:, 2]
-    # Each cube by its lowest corner, a listed point: in row-major order already.
-    cubes = points[(points < size - 1).all(axis=1)]
-    corners = cubes[:, None, :] + CORNERS[None]
-    keys = (corners[..., 0] * size + corners[..., 1]) * size + corners[..., 2]
-    where = np.searchsorted(point_keys, keys).clip(max=len(point_keys) - 1)
-    complete = (point_keys[where] == keys).all(axis=1)
-    cubes, where = cubes[complete], where[complete]
+    # Each cube by its lowest corner, a listed point (row-major order already). Corner
+    # 2 r + 1 is the point after corner 2 r when that one's z + 1 is listed; corners 2, 4
+    # and 6 are searched, each among the cubes still complete.
+    steps = point_keys[1:] == point_keys[:-1] + 1
+    has_next = np.append(steps, False)
+    lowest = np.flatnonzero((points < size - 1).all(axis=1) & has_next)
+    others: list[np.ndarray] = []
+    for offset in (size, size * size, size * size + size):
+        target = point_keys[lowest] + offset
+        found = np.searchsorted(point_keys, target).clip(max=len(point_keys) - 1)
+        complete = (point_keys[found] == target) & has_next[found]
+        lowest = lowest[complete]
+        others = [column[complete] for column in others] + [found[complete]]
+    where = np.repeat(np.stack([lowest, *others], axis=1), 2, axis=1)
+    where[:, 1::2] += 1
+    cubes = points[where[:, 0]]
     corner_values = values[where]
     # Bit c of the case is corner c (4 dx + 2 dy + dz).
-    case = ((corner_values > level).astype(np.int64) << np.arange(8)).sum(axis=1)
+    case = np.packbits(corner_values > level, axis=1, bitorder="little")[:, 0].astype(np.int64)
     active = (case > 0) & (case < 255)
     cubes, case, corner_values = cubes[active], case[active], corner_values[active]
     per_cube = 3 * counts[case]
