@@ -142,7 +142,8 @@ def marching_cubes_refined(
         winding of :func:`marching_cubes_indices`.
 
     Raises:
-        ExtractionError: non-finite values, a point listed twice, or no crossing of ``level``.
+        ExtractionError: non-finite values, indices and values of different lengths, an
+            index outside the fine grid, a point listed twice, or no crossing of ``level``.
     """
     coarse = np.asarray(coarse, np.float32)
     indices = np.asarray(indices, np.int64).reshape(-1, 3)
@@ -154,14 +155,13 @@ def marching_cubes_refined(
     if len(indices) != len(values):
         raise ExtractionError(f"{len(indices)} indices but {len(values)} values")
     size = 2 * coarse.shape[0] - 1
-    if len(indices) and (indices.min() < 0 or indices.max() > size - 1):
-        raise ExtractionError(f"fine indices must lie in [0, {size - 1}]")
     _check_finite("coarse grid", coarse)
     _check_finite("refined values", values)
     low = min(float(coarse.min()), float(values.min()) if len(values) else np.inf)
     high = max(float(coarse.max()), float(values.max()) if len(values) else -np.inf)
     # No refined point: the coarse level saw no surface to refine around.
     _check_crossing(low, high, level, nothing=not len(indices))
+    # The indices' range and repeats are checked there, in its one pass over the list.
     vertices, faces = marching_cubes_listed(indices, values, size, level, backend=backend)
     if not len(faces):
         raise ExtractionError(
